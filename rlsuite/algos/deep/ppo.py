@@ -1,0 +1,277 @@
+"""Proximal Policy Optimization (Schulman et al. 2017, arXiv:1707.06347) with GAE.
+
+Both objectives of the paper: the clipped surrogate L^CLIP (eq. 7) and the adaptive KL penalty
+L^KLPEN (eq. 8); plus the implementation details that matter in practice (Huang et al. 2022):
+advantage normalization, minibatch epochs, linear annealing, gradient-norm clipping, entropy
+bonus, target-KL early stop, observation/reward normalization and Box actions learned in
+[-1, 1] and rescaled to the env's bounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlsuite.core import config as configs
+from rlsuite.core import run as runs
+from rlsuite.core.errors import check
+from rlsuite.core.loop import TrainingLoop, setup_torch
+from rlsuite.envs.vector import env_spaces, make_vector_env, require_spaces
+from rlsuite.ops import losses, returns
+from rlsuite.ops.distributions import Categorical, DiagGaussian
+from rlsuite.ops.nets import ParallelMLP, RunningNorm
+from rlsuite.rollout.buffers import Rollout
+from rlsuite.rollout.collect import collect_rollout
+
+SUMMARY = "Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions"
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig(configs.TrainConfig):
+    num_envs: int = 8
+    """Parallel environments."""
+    num_steps: int = 128
+    """Steps per environment in each rollout; the batch is num_envs * num_steps."""
+    minibatch_size: int = 256
+    """Transitions per gradient step; must divide the batch."""
+    update_epochs: int = 10
+    """Passes over each batch."""
+    learning_rate: float = 3e-4
+    """Adam step size."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over total_steps."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda: 0 is one-step TD, 1 is Monte Carlo."""
+    objective: Literal["clip", "kl"] = "clip"
+    """'clip' (L^CLIP) or 'kl' (adaptive KL penalty, L^KLPEN)."""
+    clip_coef: float = 0.2
+    """Clip range epsilon of L^CLIP."""
+    anneal_clip: bool = False
+    """Decay clip_coef linearly to 0 over total_steps (as rl-baselines3-zoo does for CartPole)."""
+    kl_target: float = 0.01
+    """Target KL d of the adaptive penalty."""
+    kl_coef: float = 1.0
+    """Initial penalty coefficient beta of L^KLPEN."""
+    clip_value_loss: bool = False
+    """Clip the value update to old value +- clip_coef."""
+    normalize_advantages: bool = True
+    """Normalize advantages within each minibatch."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (0 disables)."""
+    target_kl: float = 0.0
+    """Stop the epochs early when the approximate KL exceeds this (0 disables)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the separate policy and value networks."""
+    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
+    """Hidden activation."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions)."""
+    normalize_obs: bool = False
+    """Normalize observations by running statistics (kept inside the saved policy)."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (training only)."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_envs", "num_steps", "minibatch_size", "update_epochs"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}.")
+        check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}.")
+        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
+        check(0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1], got {self.gae_lambda}.")
+        check(self.clip_coef > 0, f"clip_coef must be > 0, got {self.clip_coef}.")
+        check(self.kl_target > 0 and self.kl_coef >= 0, "kl_target must be > 0 and kl_coef >= 0.")
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "target_kl"):
+            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}.")
+        check(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {self.hidden_sizes}.")
+        check(
+            self.minibatch_size <= self.batch_size and self.batch_size % self.minibatch_size == 0,
+            f"minibatch_size {self.minibatch_size} must divide the batch num_envs * num_steps = "
+            f"{self.num_envs} * {self.num_steps} = {self.batch_size}.",
+        )
+
+
+Config = PPOConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # rl-baselines3-zoo's tuned hyperparameters.
+    "CartPole-v1": dict(num_envs=8, num_steps=32, minibatch_size=256, update_epochs=20, gamma=0.98, gae_lambda=0.8,
+                        learning_rate=1e-3, anneal_clip=True, ent_coef=0.0, total_steps=100_000, eval_every=5_000),
+    "Acrobot-v1": dict(num_envs=16, num_steps=256, minibatch_size=64, update_epochs=4, gamma=0.99, gae_lambda=0.94,
+                       normalize_obs=True, normalize_reward=True, anneal_lr=False, learning_rate=3e-4, total_steps=200_000, eval_every=20_000),
+    "Pendulum-v1": dict(num_envs=4, num_steps=1024, minibatch_size=64, update_epochs=10, gamma=0.9, gae_lambda=0.95,
+                        learning_rate=1e-3, anneal_lr=False, normalize_obs=True, normalize_reward=True, total_steps=200_000, eval_every=10_000),
+    "MountainCarContinuous-v0": dict(num_envs=1, num_steps=256, minibatch_size=256, update_epochs=10, gamma=0.9999,
+                                     gae_lambda=0.9, learning_rate=7.77e-5, ent_coef=0.00429, clip_coef=0.1, max_grad_norm=5.0,
+                                     vf_coef=0.19, log_std_init=-1.0, normalize_obs=True, normalize_reward=True,
+                                     total_steps=50_000, eval_every=5_000),
+}
+
+
+def preset(env: str | None = None, **overrides: Any) -> PPOConfig:
+    """PPOConfig with the tuned values for env (when there are some) and then overrides."""
+    return configs.with_preset(PPOConfig, PRESETS, env, **overrides)
+
+
+class ActorCritic(nn.Module):
+    """Separate policy and value MLPs (as Stable-Baselines3's default), evaluated as one batched
+    network, with optional observation normalization kept inside the saved policy."""
+
+    def __init__(self, obs_space: spaces.Box, action_space: spaces.Space, config: PPOConfig):
+        super().__init__()
+        obs_dim = int(np.prod(obs_space.shape))
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.action_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        # Member 0 is the policy (small last-layer init keeps the first policy near uniform),
+        # member 1 the value function; both share the observation as input.
+        self.nets = ParallelMLP(2, obs_dim, config.hidden_sizes, self.action_dim, config.activation, out_gains=(0.01, 1.0))
+        self.obs_norm = RunningNorm(obs_space.shape) if config.normalize_obs else None
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((self.action_dim,), config.log_std_init))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+
+    def observe(self, obs: np.ndarray, update_stats: bool = False) -> Tensor:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.nets.biases[0].device)
+        if self.obs_norm is None:
+            return x
+        if update_stats:
+            self.obs_norm.update(x)
+        return self.obs_norm(x)
+
+    def forward(self, obs: Tensor) -> tuple[Categorical | DiagGaussian, Tensor]:
+        """pi(.|s) and V(s)."""
+        policy_out, value_out = self.nets(obs)
+        dist = Categorical(policy_out) if self.discrete else DiagGaussian(policy_out, self.log_std)
+        return dist, value_out[..., 0]
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self(obs)[1]
+
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        dist, value = self(obs)
+        action = dist.sample()
+        return action, dist.log_prob(action), value
+
+    def env_action(self, action: Tensor) -> np.ndarray:
+        if self.discrete:
+            return action.cpu().numpy()
+        unit = action.clamp(-1.0, 1.0)
+        return (self.action_low + 0.5 * (unit + 1.0) * (self.action_high - self.action_low)).cpu().numpy()
+
+    @torch.inference_mode()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        dist, _ = self(self.observe(obs))
+        return self.env_action(dist.mode() if deterministic else dist.sample())
+
+
+OBJECTIVES: dict[str, Callable[..., tuple[Tensor, dict[str, Tensor]]]] = {
+    "clip": losses.ppo_clip,
+    "kl": losses.ppo_kl_penalty,
+}
+
+
+def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollout, config: PPOConfig, clip_coef: float, kl_coef: float) -> dict[str, float]:
+    """Minibatch epochs of the PPO objective on one rollout; returns averaged diagnostics."""
+    with torch.no_grad():
+        advantages, targets = returns.gae(
+            rollout.rewards, rollout.values, rollout.next_values, rollout.terminated, rollout.done, config.gamma, config.gae_lambda
+        )
+    valid = rollout.valid
+    obs, actions = rollout.obs[valid], rollout.actions[valid]
+    old_logp, old_values = rollout.logprobs[valid], rollout.values[valid]
+    advantages, targets = advantages[valid], targets[valid]
+    surrogate = OBJECTIVES[config.objective]
+    coef = clip_coef if config.objective == "clip" else kl_coef
+    n = obs.shape[0]
+    stats: list[Tensor] = []
+    for _ in range(config.update_epochs):
+        epoch_stats = []
+        for idx in torch.randperm(n, device=obs.device).split(config.minibatch_size):
+            dist, values = agent(obs[idx])
+            logp, entropy = dist.log_prob(actions[idx]), dist.entropy().mean()
+            adv = returns.normalize(advantages[idx]) if config.normalize_advantages else advantages[idx]
+            policy_loss, info = surrogate(logp, old_logp[idx], adv, coef)
+            value_clip = clip_coef if config.clip_value_loss else None
+            v_loss = losses.value_loss(values, targets[idx], old_values[idx], value_clip)
+            loss = policy_loss - config.ent_coef * entropy + config.vf_coef * v_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            optimizer.step()
+            epoch_stats.append(torch.stack([policy_loss.detach(), v_loss.detach(), entropy.detach(), info["approx_kl"], info.get("clip_fraction", torch.zeros(()))]))
+        stats += epoch_stats
+        if config.target_kl > 0 and torch.stack(epoch_stats)[:, 3].mean().item() > config.target_kl:
+            break
+    mean = torch.stack(stats).mean(0).tolist()
+    explained = 1 - (targets - old_values).var() / targets.var().clamp_min(1e-8)
+    return {
+        "losses/policy_loss": mean[0],
+        "losses/value_loss": mean[1],
+        "losses/entropy": mean[2],
+        "losses/approx_kl": mean[3],
+        "losses/clip_fraction": mean[4],
+        "losses/explained_variance": float(explained),
+    }
+
+
+def train(config: PPOConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+    """Train PPO; returns the Run (directory, evaluations, timing). See rlsuite.core.loop."""
+    obs_space, action_space = env_spaces(config.env)
+    require_spaces("ppo", config.env, obs_space, action_space)
+    run = runs.prepare("ppo", config, run_dir, overwrite=overwrite, resume=resume)
+    device = setup_torch(config)
+    agent = ActorCritic(obs_space, action_space, config).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
+    rollout = Rollout.allocate(
+        config.num_steps, config.num_envs, obs_space.shape, action_space.shape,
+        torch.long if agent.discrete else torch.float32, device,
+    )
+    loop = TrainingLoop(
+        run, "ppo", config,
+        modules={"agent": agent, "optimizer": optimizer},
+        make_envs=lambda: make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma),
+        make_eval_envs=lambda n: make_vector_env(config.env, n),
+        act=agent.predict,
+        export=lambda: {"model": agent.state_dict(), "observation_space": obs_space, "action_space": action_space},
+        resume=resume, quiet=quiet, callbacks=callbacks,
+    )
+    with loop:
+        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=config.seed)[0], "prev_done": np.zeros(config.num_envs, bool), "kl_coef": config.kl_coef})
+        while loop.running():
+            remaining = 1.0 - loop.step / config.total_steps
+            if config.anneal_lr:
+                optimizer.param_groups[0]["lr"] = remaining * config.learning_rate
+            clip_coef = remaining * config.clip_coef if config.anneal_clip else config.clip_coef
+            episode_returns, episode_lengths = collect_rollout(loop.envs, agent, rollout, carry)
+            metrics = update(agent, optimizer, rollout, config, clip_coef, carry["kl_coef"])
+            if config.objective == "kl":
+                carry["kl_coef"] = losses.adapt_kl_coef(carry["kl_coef"], metrics["losses/approx_kl"], config.kl_target)
+                metrics["losses/kl_coef"] = carry["kl_coef"]
+            metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
+            loop.record(config.batch_size, metrics, episode_returns, episode_lengths)
+        return loop.finish()
+
+
+def load_policy(payload: dict[str, Any]) -> ActorCritic:
+    """Rebuild the trained agent from model.pt's payload; use `.predict(obs)` to act."""
+    config = configs.from_dict(PPOConfig, payload["config"])
+    agent = ActorCritic(payload["observation_space"], payload["action_space"], config)
+    agent.load_state_dict(payload["model"])
+    return agent.eval()

@@ -1,0 +1,154 @@
+"""Frozen, typed configs: one dataclass per algorithm, read by the CLI and saved with every run.
+
+Precedence when a config is built: dataclass defaults < the algorithm's preset for the env <
+a YAML file < explicit overrides (command-line flags or keyword arguments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from rlsuite.core.errors import ConfigError, check, suggest
+
+C = TypeVar("C", bound="BaseConfig")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Fields every run has."""
+
+    seed: int = 1
+    """Seed for Python, NumPy, torch and the environments."""
+
+    def __post_init__(self) -> None:
+        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(BaseConfig):
+    """Fields every run that trains on a Gymnasium environment for a step budget has."""
+
+    env: str = "CartPole-v1"
+    """Gymnasium environment id (see `rlsuite list`)."""
+    total_steps: int = 100_000
+    """Environment steps to train for, summed over parallel environments."""
+    eval_every: int = 10_000
+    """Evaluate the deterministic policy every this many steps (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, run at once as one vector env on a separate seed."""
+    checkpoint_every: int = 50_000
+    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
+    log_every: int = 2_000
+    """Write averaged training metrics every this many steps."""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
+    torch_threads: int = 1
+    """Threads torch may use on CPU (0: torch's default). One is fastest for small networks."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.total_steps > 0, f"total_steps must be > 0, got {self.total_steps}.")
+        check(self.eval_every >= 0, f"eval_every must be >= 0 (0 evaluates only at the end), got {self.eval_every}.")
+        check(self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}.")
+        check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}.")
+        check(self.log_every > 0, f"log_every must be > 0, got {self.log_every}.")
+        check(self.torch_threads >= 0, f"torch_threads must be >= 0, got {self.torch_threads}.")
+        check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps",
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}.",
+        )
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def to_dict(config: BaseConfig) -> dict[str, Any]:
+    """Plain YAML-friendly dict (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Convert a YAML value to the field's type; YAML reads '1e-3' as a string, for instance."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(name, value, options[0])
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+        return value
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if annotation is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be of type {annotation.__name__}; got {value!r}.") from None
+    return value
+
+
+def from_dict(cls: type[C], values: dict[str, Any], base: C | None = None) -> C:
+    """Build cls from a mapping, rejecting unknown keys with a suggestion."""
+    known = field_names(cls)
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown config field {key!r} for {cls.__name__}.{suggest(key, known)}")
+    hints = typing.get_type_hints(cls)
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    if base is not None:
+        return dataclasses.replace(base, **coerced)
+    return cls(**coerced)
+
+
+def override(config: C, **overrides: Any) -> C:
+    """A copy of config with some fields replaced (validated like the original)."""
+    return from_dict(type(config), overrides, base=config)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of field: value, got {type(data).__name__}.")
+    return data
+
+
+def save_yaml(config: BaseConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def with_preset(cls: type[C], presets: dict[str, dict[str, Any]], env: str | None = None, **overrides: Any) -> C:
+    """cls's defaults, then the preset tuned for env (if any), then overrides."""
+    env = env or cls().env  # type: ignore[attr-defined]
+    values = {**presets.get(env, {}), "env": env, **overrides}
+    return from_dict(cls, values)

@@ -1,0 +1,77 @@
+"""Returns and advantages as pure functions over time-major tensors [T, ...].
+
+Conventions (the same everywhere in rlsuite):
+- `terminated[t]`: the episode ended at step t in a terminal state, whose value is 0.
+- `done[t]`: the episode ended at step t for any reason (terminated or truncated by a time limit).
+- `next_values[t]`: V(s_{t+1}), the value of the observation that followed step t, even when the
+  episode ended there (for a truncated episode it is the value of the final observation, which
+  must be bootstrapped; for a terminated one it is ignored).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _check_same_shape(**tensors: Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"expected equal shapes [T, ...], got {shapes}")
+
+
+def discounted_return(rewards: Tensor, gamma: float) -> Tensor:
+    """G_0 = sum_t gamma^t r_t over the leading (time) axis of one episode."""
+    discounts = gamma ** torch.arange(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
+    return torch.tensordot(discounts, rewards, dims=([0], [0]))
+
+
+def reward_to_go(rewards: Tensor, done: Tensor, gamma: float, bootstrap: Tensor | None = None) -> Tensor:
+    """G_t = r_t + gamma * (1 - done_t) * G_{t+1}, with G_T = bootstrap (0 by default).
+
+    The Monte Carlo target of REINFORCE: each step's return up to the end of its own episode.
+    """
+    _check_same_shape(rewards=rewards, done=done)
+    not_done = 1.0 - done.to(rewards.dtype)
+    returns = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0]) if bootstrap is None else bootstrap.to(rewards.dtype)
+    for t in reversed(range(rewards.shape[0])):
+        running = rewards[t] + gamma * not_done[t] * running
+        returns[t] = running
+    return returns
+
+
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    done: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalized Advantage Estimation (Schulman et al. 2016, eq. 16), returning (A, A + V).
+
+        delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)
+        A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1}
+
+    Truncation bootstraps through V(s_{t+1}) but still cuts the recursion: the next step belongs
+    to a new episode.
+    """
+    _check_same_shape(rewards=rewards, values=values, next_values=next_values, terminated=terminated, done=done)
+    dtype = values.dtype
+    deltas = rewards + gamma * (1.0 - terminated.to(dtype)) * next_values - values
+    carry_on = gamma * lam * (1.0 - done.to(dtype))
+    advantages = torch.empty_like(values)
+    running = torch.zeros_like(values[0])
+    for t in reversed(range(values.shape[0])):
+        running = deltas[t] + carry_on[t] * running
+        advantages[t] = running
+    return advantages, advantages + values
+
+
+def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """(x - mean) / (std + eps); the unbiased std, as PPO implementations use."""
+    if x.numel() < 2:
+        return x - x.mean()
+    return (x - x.mean()) / (x.std() + eps)

@@ -1,0 +1,108 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import rlsuite
+from rlsuite.algos.deep import ppo
+from rlsuite.core import checkpoint
+
+SMALL = dict(num_envs=4, num_steps=32, minibatch_size=64, update_epochs=2, eval_every=512, eval_episodes=2, checkpoint_every=0)
+
+
+def final_state(run_dir):
+    return checkpoint.load(run_dir / "checkpoint.pt")
+
+
+def assert_same_state(a, b):
+    for name in ("agent", "optimizer"):
+        flat_a, flat_b = torch.utils._pytree.tree_flatten(a["modules"][name])[0], torch.utils._pytree.tree_flatten(b["modules"][name])[0]
+        assert len(flat_a) == len(flat_b)
+        for x, y in zip(flat_a, flat_b):
+            if isinstance(x, torch.Tensor):
+                assert torch.equal(x, y), name
+            else:
+                assert x == y, name
+    assert a["step"] == b["step"] and a["evaluations"] == b["evaluations"]
+
+
+@pytest.mark.parametrize("env, extra", [("CartPole-v1", {}), ("Pendulum-v1", dict(normalize_obs=True, normalize_reward=True))])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, env, extra):
+    config = ppo.preset(env, seed=3, total_steps=2048, **SMALL, **extra)
+    whole = ppo.train(config, tmp_path / "whole", quiet=True)
+
+    def stop_halfway(loop):
+        if loop.step >= 1024:
+            loop.request_stop()
+
+    cut = ppo.train(config, tmp_path / "cut", quiet=True, callbacks=[stop_halfway])
+    assert cut.interrupted and cut.step == 1024
+    assert final_state(tmp_path / "cut")["step"] == 1024
+    resumed = ppo.train(config, tmp_path / "cut", resume=True, quiet=True)
+    assert not resumed.interrupted and resumed.step == whole.step == 2048
+    assert_same_state(final_state(tmp_path / "whole"), final_state(tmp_path / "cut"))
+    assert resumed.evaluations == whole.evaluations
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
+    cmd = [sys.executable, "-m", "rlsuite.core.cli", "train", "ppo", "--run-dir", "run", "--total-steps", "10000000",
+           "--eval-every", "0", "--log-every", "256"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.stat().st_size > 0) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "Resume with: rlsuite resume run" in out and "Traceback" not in out
+    saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    assert 0 < saved["step"] < 10_000_000
+    resumed = rlsuite.resume(tmp_path / "run", total_steps=saved["step"] + 512, quiet=True)
+    assert resumed.step == saved["step"] + 512 and not resumed.interrupted
+
+
+def test_kl_penalty_objective_adapts_beta(tmp_path):
+    config = ppo.preset("CartPole-v1", objective="kl", total_steps=1024, kl_target=0.001, **SMALL)
+    run = ppo.train(config, tmp_path / "kl", quiet=True)
+    assert run.step == 1024
+    header, *rows = (tmp_path / "kl" / "metrics.csv").read_text().splitlines()
+    assert "losses/kl_coef" in header
+    betas = {row.split(",")[header.split(",").index("losses/kl_coef")] for row in rows}
+    assert betas - {"1.0"}, "beta never moved from its initial value"
+
+
+def test_box_actions_are_rescaled_to_the_bounds_and_policy_api(tmp_path):
+    config = ppo.preset("Pendulum-v1", total_steps=512, **SMALL)
+    run = ppo.train(config, tmp_path / "pend", quiet=True)
+    policy = rlsuite.load(run.dir)
+    single = policy.act(np.zeros(3, np.float32))
+    assert single.shape == (1,) and -2.0 <= single[0] <= 2.0
+    batch = policy.act(np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32))
+    assert batch.shape == (5, 1) and np.all(np.abs(batch) <= 2.0)
+    agent = policy.agent
+    extreme = agent.env_action(torch.tensor([[-5.0], [0.0], [0.5], [5.0]]))
+    np.testing.assert_allclose(extreme[:, 0], [-2.0, 0.0, 1.0, 2.0])
+
+
+def test_python_api_train_with_preset_and_overrides(tmp_path):
+    run = rlsuite.train("ppo", "CartPole-v1", run_dir=tmp_path / "api", quiet=True, total_steps=512, **SMALL)
+    assert run.config.gamma == 0.98 and run.config.num_envs == 4
+    assert run.final_eval is not None and run.timing["train_seconds"] > 0
+    assert rlsuite.load(run.dir).act(np.zeros(4, np.float32)) in (0, 1)
+    from rlsuite import ppo as by_name
+
+    assert by_name is ppo
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole():
+    """PPO with the tuned CartPole preset reaches an evaluation mean of at least 475."""
+    run = ppo.train(ppo.preset("CartPole-v1", seed=1), "run", quiet=True)
+    assert run.final_eval >= 475, run.evaluations
+    assert max(mean for _, mean in run.evaluations) >= 475

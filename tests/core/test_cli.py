@@ -1,0 +1,155 @@
+"""Every CLI command once, and every bad input the issue lists: one message, non-zero exit."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rlsuite.algos.deep import ppo
+from rlsuite.core import checkpoint
+from rlsuite.core.cli import main
+
+TINY = ["--total-steps", "512", "--num-envs", "2", "--num-steps", "64", "--minibatch-size", "64",
+        "--update-epochs", "1", "--eval-every", "256", "--eval-episodes", "2", "--quiet"]
+
+
+def train(*extra):
+    return main(["train", "ppo", "--env", "CartPole-v1", *TINY, *extra])
+
+
+def test_train_eval_resume_plot_list(tmp_path, capsys):
+    assert train("--run-dir", "run", "--seed", "3") == 0
+    out = capsys.readouterr().out
+    assert "evaluation mean return" in out and "run" in out
+    run = tmp_path / "run"
+    for name in ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "checkpoint.pt", "model.pt", "curve.png"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").iterdir())
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 3
+
+    assert main(["eval", "run", "--episodes", "3", "--video", "episode.gif"]) == 0
+    out = capsys.readouterr().out
+    assert "over 3 episodes" in out and (tmp_path / "episode.gif").stat().st_size > 1000
+
+    assert main(["resume", "run", "--total-steps", "1024", "--quiet"]) == 0
+    assert "finished at step 1,024" in capsys.readouterr().out
+    steps = [float(line.split(",")[0]) for line in (run / "eval.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(steps) and steps[-1] == 1024
+
+    assert main(["plot", "run", "--out", "curves.png"]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ppo" in out and "CartPole-v1" in out and "presets: ppo" in out
+
+
+def test_config_file_and_flags(tmp_path):
+    (tmp_path / "c.yaml").write_text("gamma: 0.95\nseed: 4\n")
+    assert train("--config", "c.yaml", "--seed", "5", "--run-dir", "r") == 0
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert saved["gamma"] == 0.95 and saved["seed"] == 5  # the flag beats the file
+    assert saved["update_epochs"] == 1 and saved["gae_lambda"] == 0.8  # CartPole preset underneath
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "ppo", "--env", "CartPol-v1"], "unknown environment 'CartPol-v1'. Did you mean: CartPole-v1"),
+        (["train", "ppx"], "unknown algorithm 'ppx'. Did you mean: ppo"),
+        (["train", "ppo", "--learning-rate", "-1"], "learning_rate must be > 0"),
+        (["train", "ppo", "--minibatch-size", "100"], "minibatch_size 100 must divide the batch"),
+        (["train", "ppo", "--env", "FrozenLake-v1"], "ppo needs a flat Box observation space"),
+        (["train", "ppo", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
+        (["eval", "nowhere"], "nowhere is not an rlsuite run directory"),
+        (["resume", "nowhere"], "nowhere is not an rlsuite run directory"),
+        (["plot", "nowhere"], "no such run directory: nowhere"),
+    ],
+)
+def test_bad_input_gives_one_clear_message(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["--learnign-rate", "0.1"], ["--learning-rate", "abc"]])
+def test_unknown_flag_or_wrong_type_exits_2(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "ppo", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "--learning-rate" in text  # tyro names the flag (and suggests it for the typo)
+
+
+class MultiBinaryActionEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.MultiBinary(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, True, False, {}
+
+
+def test_action_space_the_algorithm_cannot_handle(capsys):
+    gym.register("MultiBinaryTest-v0", entry_point=MultiBinaryActionEnv)
+    try:
+        assert main(["train", "ppo", "--env", "MultiBinaryTest-v0"]) == 2
+    finally:
+        gym.registry.pop("MultiBinaryTest-v0")
+    assert "ppo handles Discrete or Box action spaces" in capsys.readouterr().err
+
+
+def test_existing_run_dir_is_refused_and_kept(tmp_path, capsys):
+    assert train("--run-dir", "run") == 0
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    assert train("--run-dir", "run") == 2
+    assert "already exists. Use --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    assert train("--run-dir", "run", "--overwrite", "--seed", "9") == 0
+    assert (tmp_path / "run" / "model.pt").read_bytes() != before
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    assert train("--run-dir", "mine", "--overwrite") == 2
+    assert "not an rlsuite run directory" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
+    assert train("--run-dir", "run") == 0
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["resume", "run", "--total-steps", "2048"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    assert main(["resume", "run", "--total-steps", "2048"]) == 2
+    assert "no checkpoint.pt to resume from" in capsys.readouterr().err
+    (tmp_path / "run" / "model.pt").write_bytes(b"\x00" * 10)
+    assert main(["eval", "run"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_names_the_quantity_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    calls = {"n": 0}
+    clip = ppo.OBJECTIVES["clip"]
+
+    def poisoned(logp, old_logp, advantages, coef):
+        calls["n"] += 1
+        loss, info = clip(logp, old_logp, advantages, coef)
+        return (loss * torch.nan if calls["n"] > 4 else loss), info
+
+    monkeypatch.setitem(ppo.OBJECTIVES, "clip", poisoned)
+    assert train("--run-dir", "run", "--checkpoint-every", "128", "--total-steps", "2048") == 3
+    err = capsys.readouterr().err
+    assert "losses/policy_loss became nan at step 256" in err
+    assert "last good checkpoint (step 256)" in err
+    saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    assert saved["step"] == 256
+    assert all(torch.isfinite(t).all() for t in saved["modules"]["agent"].values())
+    assert yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())["status"] == "failed"

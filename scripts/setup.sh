@@ -10,6 +10,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# Some machines' pip configuration names local indexes that do not exist; pip warns once per
+# package about them, which only buries real errors.
+exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     # The pinned CPU wheel; on a CUDA machine install the torch build you want into .venv first.
     "${PIP[@]}" "torch==${TORCH_VERSION}"

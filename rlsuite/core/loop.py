@@ -19,6 +19,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -90,14 +91,19 @@ class TrainingLoop:
             self.run.write_meta(status=status, error=f"{exc_type.__name__}: {exc}")
         self._close()
 
-    def begin(self, initial_carry: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        """Start fresh (make envs, build the carry) or restore everything from checkpoint.pt."""
+    def begin(self, reset_carry: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """Start fresh or restore everything from checkpoint.pt; returns the carry.
+
+        `reset_carry(envs)` resets the new envs and returns the env-dependent part of the carry
+        (e.g. the current observations). Other state the algorithm keeps in the carry is saved
+        and restored with it.
+        """
         self._t0 = time.perf_counter()
         if self.resume:
-            self._restore(checkpoint.load(self.run.checkpoint_file))
+            self._restore(checkpoint.load(self.run.checkpoint_file), reset_carry)
         else:
             self.envs = self.make_envs()
-            self.carry = initial_carry(self.envs)
+            self.carry = reset_carry(self.envs)
         self.logger = MetricsLogger(
             self.run.metrics_file, self.run.eval_file, self.run.tensorboard_dir, resume_step=self.step if self.resume else None
         )
@@ -202,7 +208,7 @@ class TrainingLoop:
         self.run.write_meta(step=self.step, checkpoint_step=self.step)
         self._seconds["checkpoint"] += time.perf_counter() - start
 
-    def _restore(self, payload: dict[str, Any]) -> None:
+    def _restore(self, payload: dict[str, Any], reset_carry: Callable[[Any], dict[str, Any]]) -> None:
         try:
             for name, module in self.modules.items():
                 module.load_state_dict(payload["modules"][name])
@@ -218,8 +224,11 @@ class TrainingLoop:
         if payload["envs"] is not None:
             self.envs = cloudpickle.loads(payload["envs"])
         else:
+            # Envs that cannot be pickled (subprocess-based ones) restart from a reset: training
+            # continues correctly, but not bit-for-bit like an uninterrupted run.
+            warnings.warn("the environments could not be saved; resuming from freshly reset ones", stacklevel=2)
             self.envs = self.make_envs()
-            self.carry = {**self.carry, "obs": self.envs.reset(seed=self.config.seed + self.step)[0]}
+            self.carry = {**self.carry, **reset_carry(self.envs)}
 
     def _raise_non_finite(self, key: str, value: float) -> None:
         saved = self.run.meta().get("checkpoint_step")

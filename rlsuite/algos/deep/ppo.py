@@ -253,7 +253,8 @@ def train(config: PPOConfig, run_dir=None, *, overwrite: bool = False, resume: b
         resume=resume, quiet=quiet, callbacks=callbacks,
     )
     with loop:
-        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=config.seed)[0], "prev_done": np.zeros(config.num_envs, bool), "kl_coef": config.kl_coef})
+        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=config.seed)[0], "prev_done": np.zeros(config.num_envs, bool)})
+        carry.setdefault("kl_coef", config.kl_coef)
         while loop.running():
             remaining = 1.0 - loop.step / config.total_steps
             if config.anneal_lr:

@@ -106,3 +106,18 @@ def test_ppo_solves_cartpole():
     run = ppo.train(ppo.preset("CartPole-v1", seed=1), "run", quiet=True)
     assert run.final_eval >= 475, run.evaluations
     assert max(mean for _, mean in run.evaluations) >= 475
+
+
+def test_resume_when_envs_cannot_be_pickled_warns_and_continues(tmp_path, monkeypatch):
+    from rlsuite.core import loop as loop_module
+
+    def refuse(obj):
+        raise TypeError("cannot pickle a subprocess")
+
+    monkeypatch.setattr(loop_module.cloudpickle, "dumps", refuse)
+    config = ppo.preset("CartPole-v1", objective="kl", total_steps=1024, **SMALL)
+    first = ppo.train(config, tmp_path / "r", quiet=True, callbacks=[lambda loop: loop.request_stop()])
+    assert first.interrupted and checkpoint.load(tmp_path / "r" / "checkpoint.pt")["envs"] is None
+    with pytest.warns(UserWarning, match="could not be saved"):
+        resumed = ppo.train(config, tmp_path / "r", resume=True, quiet=True)
+    assert resumed.step == 1024 and not resumed.interrupted

@@ -30,7 +30,9 @@ class Categorical:
         return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> Tensor:
-        return -(self.logits.exp() * self.logits).sum(-1)
+        # Masked actions have logit -inf and probability 0; clamping keeps 0 * log 0 at 0, not NaN.
+        logits = self.logits.clamp(min=torch.finfo(self.logits.dtype).min)
+        return -(logits.exp() * logits).sum(-1)
 
 
 class DiagGaussian:

@@ -106,6 +106,8 @@ class RunningNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         x = x.to(torch.float64).reshape(-1, *self.mean.shape)
+        if x.shape[0] == 0:
+            return
         batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
         delta, total = batch_mean - self.mean, self.count + n
         self.mean += delta * n / total

@@ -60,7 +60,10 @@ def gae(
     """
     _check_same_shape(rewards=rewards, values=values, next_values=next_values, terminated=terminated, done=done)
     dtype = values.dtype
-    deltas = rewards + gamma * (1.0 - terminated.to(dtype)) * next_values - values
+    # where(), not multiplication by (1 - terminated): a terminal step's next value is never read,
+    # even when it is not finite.
+    bootstrap = torch.where(terminated.bool(), torch.zeros_like(next_values), next_values)
+    deltas = rewards + gamma * bootstrap - values
     carry_on = gamma * lam * (1.0 - done.to(dtype))
     advantages = torch.empty_like(values)
     running = torch.zeros_like(values[0])

@@ -1,0 +1,186 @@
+"""Exact-answer tests for rlsuite.ops.losses."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlsuite.ops.losses import adapt_kl_coef, ppo_clip, ppo_kl_penalty, value_loss
+
+F64 = torch.float64
+
+# Six samples, clip_coef = 0.2 (range [0.8, 1.2]):
+#   i  ratio  A    r*A    clip(r)*A   min    status
+#   0  1.1   +2    2.2    2.2         2.2    inside the range
+#   1  1.5   +1    1.5    1.2         1.2    clipped (pessimistic side)   -> zero gradient
+#   2  0.5   +1    0.5    0.8         0.5    outside, unclipped term wins -> gradient
+#   3  0.5   -2   -1.0   -1.6        -1.6    clipped (pessimistic side)   -> zero gradient
+#   4  1.5   -1   -1.5   -1.2        -1.5    outside, unclipped term wins -> gradient
+#   5  0.9   -1   -0.9   -0.9        -0.9    inside the range
+# sum of min = 2.2 + 1.2 + 0.5 - 1.6 - 1.5 - 0.9 = -0.1, loss = -(-0.1 / 6) = 0.016666...
+RATIOS = [1.1, 1.5, 0.5, 0.5, 1.5, 0.9]
+ADVS = [2.0, 1.0, 1.0, -2.0, -1.0, -1.0]
+
+
+def example():
+    old_logp = torch.tensor([-1.0, -0.5, -2.0, -0.1, -3.0, -1.5], dtype=F64)
+    logp = (old_logp + torch.log(torch.tensor(RATIOS, dtype=F64))).requires_grad_()
+    return logp, old_logp, torch.tensor(ADVS, dtype=F64)
+
+
+def test_ppo_clip_hand_value():
+    logp, old_logp, adv = example()
+    loss, info = ppo_clip(logp, old_logp, adv, clip_coef=0.2)
+    assert loss.item() == pytest.approx(0.016666666666666666, abs=1e-12)  # = 0.1 / 6
+
+
+def test_ppo_clip_gradient_zero_where_clipped():
+    logp, old_logp, adv = example()
+    loss, _ = ppo_clip(logp, old_logp, adv, clip_coef=0.2)
+    loss.backward()
+    # d/dlogp_i of -(1/6) r_i A_i = -(1/6) r_i A_i where the unclipped term is active, else 0:
+    #   [-2.2/6, 0, -0.5/6, 0, 1.5/6, 0.9/6]
+    expected = torch.tensor([-2.2 / 6, 0.0, -0.5 / 6, 0.0, 0.25, 0.15], dtype=F64)
+    torch.testing.assert_close(logp.grad, expected, atol=1e-12, rtol=0)
+    assert logp.grad[1].item() == 0.0 and logp.grad[3].item() == 0.0
+
+
+def test_ppo_clip_gradient_mask_random():
+    g = torch.Generator().manual_seed(0)
+    n, eps = 512, 0.2
+    old_logp = torch.randn(n, generator=g, dtype=F64)
+    log_ratio = torch.randn(n, generator=g, dtype=F64) * 0.4
+    adv = torch.randn(n, generator=g, dtype=F64)
+    logp = (old_logp + log_ratio).requires_grad_()
+    ppo_clip(logp, old_logp, adv, eps)[0].backward()
+    r = log_ratio.exp()
+    pessimistic_clip = ((adv > 0) & (r > 1 + eps)) | ((adv < 0) & (r < 1 - eps))
+    assert pessimistic_clip.any() and (~pessimistic_clip).any()
+    assert (logp.grad[pessimistic_clip] == 0).all()
+    torch.testing.assert_close(logp.grad[~pessimistic_clip], (-r * adv / n)[~pessimistic_clip], atol=1e-12, rtol=0)
+
+
+def test_ppo_clip_fraction():
+    logp, old_logp, adv = example()
+    _, info = ppo_clip(logp, old_logp, adv, clip_coef=0.2)
+    # |r - 1| > 0.2 for samples 1, 2, 3, 4 -> 4 / 6
+    assert info["clip_fraction"].item() == pytest.approx(4 / 6, abs=1e-7)
+    _, info = ppo_clip(logp, old_logp, adv, clip_coef=0.6)  # |r - 1| <= 0.5 for all
+    assert info["clip_fraction"].item() == 0.0
+    assert not info["clip_fraction"].requires_grad and not info["approx_kl"].requires_grad
+
+
+def test_ppo_clip_ratio_one_is_policy_gradient():
+    # at r = 1 (first epoch) the loss is -mean(A): 2 + 1 + 1 - 2 - 1 - 1 = 0; use other advantages
+    logp = torch.tensor([-1.0, -2.0, -0.3], dtype=F64, requires_grad=True)
+    adv = torch.tensor([1.0, -3.0, 0.5], dtype=F64)
+    loss, info = ppo_clip(logp, logp.detach(), adv, 0.2)
+    assert loss.item() == pytest.approx(-(1.0 - 3.0 + 0.5) / 3, abs=1e-12)  # = 0.5
+    loss.backward()
+    torch.testing.assert_close(logp.grad, -adv / 3, atol=1e-12, rtol=0)
+    assert info["approx_kl"].item() == 0.0 and info["clip_fraction"].item() == 0.0
+
+
+def test_approx_kl_is_k3_hand_value():
+    logp, old_logp, adv = example()
+    _, info = ppo_clip(logp, old_logp, adv, clip_coef=0.2)
+    # k3 = (r - 1) - log r per sample:
+    #   1.1: 0.1 - 0.0953102 = 0.0046898    1.5: 0.5 - 0.4054651 = 0.0945349
+    #   0.5: -0.5 + 0.6931472 = 0.1931472   0.9: -0.1 + 0.1053605 = 0.0053605
+    # mean = (0.0046898 + 2*0.0945349 + 2*0.1931472 + 0.0053605) / 6 = 0.5854145 / 6 = 0.0975691
+    assert info["approx_kl"].item() == pytest.approx(0.0975690801261772, abs=1e-12)
+    expected = sum((r - 1) - math.log(r) for r in RATIOS) / 6
+    assert info["approx_kl"].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_approx_kl_nonnegative_and_matches_numpy_k3():
+    rng = np.random.default_rng(4)
+    for scale in (0.01, 0.3, 2.0):
+        log_ratio = rng.normal(scale=scale, size=1000)
+        _, info = ppo_clip(torch.from_numpy(log_ratio), torch.zeros(1000, dtype=F64), torch.ones(1000, dtype=F64), 0.2)
+        k3 = np.expm1(log_ratio) - log_ratio
+        assert (k3 >= 0).all()
+        assert info["approx_kl"].item() >= 0
+        assert info["approx_kl"].item() == pytest.approx(k3.mean(), rel=1e-10)
+
+
+def test_approx_kl_estimates_true_kl_monte_carlo():
+    # pi_old = p, pi_new = q; KL(p || q) = 0.5 ln(0.5/0.2) + 0.3 ln 1 + 0.2 ln(0.2/0.5) = 0.3 ln 2.5
+    torch.manual_seed(0)
+    p = torch.tensor([0.5, 0.3, 0.2], dtype=F64)
+    q = torch.tensor([0.2, 0.3, 0.5], dtype=F64)
+    true_kl = 0.3 * math.log(2.5)  # 0.27488721956...
+    actions = torch.multinomial(p, 200_000, replacement=True)  # sampled from pi_old
+    _, info = ppo_clip(q.log()[actions], p.log()[actions], torch.zeros(200_000, dtype=F64), 0.2)
+    assert info["approx_kl"].item() == pytest.approx(true_kl, abs=0.005)
+    _, info = ppo_kl_penalty(q.log()[actions], p.log()[actions], torch.zeros(200_000, dtype=F64), 1.0)
+    assert info["approx_kl"].item() == pytest.approx(true_kl, abs=0.005)
+
+
+def test_ppo_kl_penalty_hand_value_and_gradient():
+    logp, old_logp, adv = example()
+    loss, info = ppo_kl_penalty(logp, old_logp, adv, beta=0.5)
+    # sum r*A = 2.2 + 1.5 + 0.5 - 1.0 - 1.5 - 0.9 = 0.8 ; sum k3 = 0.5854144807570631
+    # loss = -(0.8 - 0.5 * 0.5854144807570631) / 6 = -0.50729275962 / 6 = -0.08454879327024477
+    assert loss.item() == pytest.approx(-0.08454879327024477, abs=1e-12)
+    assert info["approx_kl"].item() == pytest.approx(0.0975690801261772, abs=1e-12)
+    loss.backward()
+    # d/dlogp of -(r A - beta((r - 1) - log r)) / 6 = -(r A - beta (r - 1)) / 6
+    expected = [-(r * a - 0.5 * (r - 1)) / 6 for r, a in zip(RATIOS, ADVS)]
+    torch.testing.assert_close(logp.grad, torch.tensor(expected, dtype=F64), atol=1e-12, rtol=0)
+
+
+def test_ppo_kl_penalty_beta_zero_is_unclipped_surrogate():
+    logp, old_logp, adv = example()
+    loss, _ = ppo_kl_penalty(logp, old_logp, adv, beta=0.0)
+    assert loss.item() == pytest.approx(-0.8 / 6, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kl,expected",
+    [
+        (0.001, 0.5),  # < 0.01 / 1.5 = 0.00667 -> halve
+        (0.0066, 0.5),
+        (0.0067, 1.0),  # between d/1.5 and 1.5 d -> keep
+        (0.01, 1.0),
+        (0.0149, 1.0),
+        (0.0151, 2.0),  # > 1.5 * 0.01 = 0.015 -> double
+        (0.5, 2.0),
+    ],
+)
+def test_adapt_kl_coef(kl, expected):
+    assert adapt_kl_coef(1.0, kl, 0.01) == expected
+    assert adapt_kl_coef(3.0, kl, 0.01) == 3.0 * expected
+
+
+def test_value_loss_unclipped():
+    values = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
+    returns = torch.tensor([1.5, 1.0, 5.0], dtype=F64)
+    # 0.5 * mean(0.25, 1, 4) = 0.5 * 5.25 / 3 = 0.875
+    assert value_loss(values, returns).item() == pytest.approx(0.875, abs=1e-12)
+
+
+def test_value_loss_clipped():
+    values = torch.tensor([1.0, 2.0, 3.0], dtype=F64, requires_grad=True)
+    returns = torch.tensor([1.5, 1.0, 5.0], dtype=F64)
+    old_values = torch.tensor([0.9, 1.5, 2.0], dtype=F64)
+    loss = value_loss(values, returns, old_values, clip=0.2)
+    # clipped V = old + clamp(V - old, -0.2, 0.2) = [0.9 + 0.1, 1.5 + 0.2, 2.0 + 0.2] = [1.0, 1.7, 2.2]
+    # unclipped sq = [0.25, 1.0, 4.0] ; clipped sq = [(1.0-1.5)^2, (1.7-1)^2, (2.2-5)^2] = [0.25, 0.49, 7.84]
+    # max = [0.25, 1.0, 7.84] -> 0.5 * 9.09 / 3 = 1.515
+    assert loss.item() == pytest.approx(1.515, abs=1e-12)
+    loss.backward()
+    # grads: sample 0: (V - R)/3 = -0.5/3 ; sample 1 unclipped wins: (2 - 1)/3 ; sample 2 clipped wins
+    # and V is outside the clip range -> 0
+    torch.testing.assert_close(values.grad, torch.tensor([-0.5 / 3, 1 / 3, 0.0], dtype=F64), atol=1e-12, rtol=0)
+
+
+def test_value_loss_clip_no_effect_inside_range():
+    values = torch.tensor([1.0, 2.0], dtype=F64)
+    returns = torch.tensor([0.0, 4.0], dtype=F64)
+    # |V - old| <= clip: clipped == unclipped -> 0.5 * (1 + 4) / 2 = 1.25
+    assert value_loss(values, returns, values - 0.05, clip=0.1).item() == pytest.approx(1.25, abs=1e-12)
+    assert value_loss(values, returns).item() == pytest.approx(1.25, abs=1e-12)

@@ -1,0 +1,331 @@
+"""Exact-answer tests for rlsuite.ops.returns (hand-computed literals + an independent numpy reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlsuite.ops.returns import discounted_return, gae, normalize, reward_to_go
+
+F64 = torch.float64
+
+
+def t(x, dtype=F64):
+    return torch.tensor(x, dtype=dtype)
+
+
+def close(actual, expected, atol=1e-12):
+    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# (a) terminated episode: V(final observation) must be ignored
+# --------------------------------------------------------------------------------------------
+
+# One episode of 3 steps that terminates at t=2.  gamma = 0.9, lam = 0.95, gamma*lam = 0.855
+TERM = dict(
+    rewards=t([1.0, 2.0, 3.0]),
+    values=t([0.5, 1.0, 1.5]),
+    next_values=t([1.0, 1.5, 2.0]),  # next_values[2] = V(terminal obs): must NOT be used
+    terminated=t([False, False, True], torch.bool),
+    done=t([False, False, True], torch.bool),
+)
+
+
+def test_gae_terminated_hand_computed():
+    adv, ret = gae(**TERM, gamma=0.9, lam=0.95)
+    # delta_2 = 3 + 0 (terminated)   - 1.5 = 1.5
+    # delta_1 = 2 + 0.9 * 1.5        - 1.0 = 2.35
+    # delta_0 = 1 + 0.9 * 1.0        - 0.5 = 1.4
+    # A_2 = 1.5
+    # A_1 = 2.35 + 0.855 * 1.5    = 2.35 + 1.2825    = 3.6325
+    # A_0 = 1.4  + 0.855 * 3.6325 = 1.4  + 3.1057875 = 4.5057875
+    close(adv, [4.5057875, 3.6325, 1.5])
+    # returns = A + V = [4.5057875 + 0.5, 3.6325 + 1.0, 1.5 + 1.5]
+    close(ret, [5.0057875, 4.6325, 3.0])
+
+
+@pytest.mark.parametrize("final_value", [0.0, -7.25, 1000.0, 123456.0])
+def test_gae_terminated_ignores_final_observation_value(final_value):
+    base_adv, base_ret = gae(**TERM, gamma=0.9, lam=0.95)
+    changed = dict(TERM, next_values=TERM["next_values"].clone())
+    changed["next_values"][2] = final_value
+    adv, ret = gae(**changed, gamma=0.9, lam=0.95)
+    assert torch.equal(adv, base_adv)
+    assert torch.equal(ret, base_ret)
+
+
+def test_gae_non_terminal_step_uses_next_value():
+    # Sanity counterpart of the test above: at a non-terminal step the next value IS used,
+    # A_1 changes by gamma * dV = 0.9 * 10 = 9, and A_0 by gamma*lam * 9 = 0.855 * 9 = 7.695.
+    base_adv, _ = gae(**TERM, gamma=0.9, lam=0.95)
+    changed = dict(TERM, next_values=TERM["next_values"].clone())
+    changed["next_values"][1] += 10.0
+    adv, _ = gae(**changed, gamma=0.9, lam=0.95)
+    close(adv - base_adv, [7.695, 9.0, 0.0])
+
+
+# --------------------------------------------------------------------------------------------
+# (b) truncated episode: bootstrap V(final obs), but still cut the recursion
+# --------------------------------------------------------------------------------------------
+
+# Episode 1 = steps 0-1, truncated by a time limit at t=1 (V(final obs) = next_values[1] = 4.0).
+# Episode 2 = steps 2-3, still running when the rollout ends (bootstrap with next_values[3]).
+# gamma = 0.99, lam = 0.95, gamma*lam = 0.9405
+TRUNC = dict(
+    rewards=t([1.0, 0.5, -1.0, 2.0]),
+    values=t([2.0, 1.0, 0.5, 1.5]),
+    next_values=t([1.0, 4.0, 1.5, 3.0]),
+    terminated=t([False, False, False, False], torch.bool),
+    done=t([False, True, False, False], torch.bool),
+)
+
+
+def test_gae_truncated_hand_computed():
+    adv, ret = gae(**TRUNC, gamma=0.99, lam=0.95)
+    # delta_0 = 1   + 0.99 * 1.0 - 2.0 = -0.01
+    # delta_1 = 0.5 + 0.99 * 4.0 - 1.0 =  3.46     (bootstrapped through V(final obs) = 4.0)
+    # delta_2 = -1  + 0.99 * 1.5 - 0.5 = -0.015
+    # delta_3 = 2   + 0.99 * 3.0 - 1.5 =  3.47     (rollout end: bootstrapped)
+    # A_3 = 3.47
+    # A_2 = -0.015 + 0.9405 * 3.47 = -0.015 + 3.263535 = 3.248535
+    # A_1 = 3.46                                      (recursion cut: done_1 = 1)
+    # A_0 = -0.01  + 0.9405 * 3.46 = -0.01  + 3.25413  = 3.24413
+    close(adv, [3.24413, 3.46, 3.248535, 3.47])
+    close(ret, [5.24413, 4.46, 3.748535, 4.97])
+
+
+def test_gae_truncated_bootstraps_final_value():
+    base_adv, _ = gae(**TRUNC, gamma=0.99, lam=0.95)
+    changed = dict(TRUNC, next_values=TRUNC["next_values"].clone())
+    changed["next_values"][1] = 0.0  # V(final obs) 4.0 -> 0.0
+    adv, _ = gae(**changed, gamma=0.99, lam=0.95)
+    # A_1 drops by gamma * 4.0 = 3.96, A_0 by gamma*lam*3.96 = 0.9405 * 3.96 = 3.72438
+    close(base_adv - adv, [3.72438, 3.96, 0.0, 0.0])
+
+
+def test_gae_truncated_does_not_leak_next_episode():
+    base_adv, base_ret = gae(**TRUNC, gamma=0.99, lam=0.95)
+    changed = {k: v.clone() for k, v in TRUNC.items()}
+    # change everything about episode 2 (its rewards, values and next values)
+    changed["rewards"][2:] = t([50.0, -30.0])
+    changed["values"][2:] = t([-9.0, 17.0])
+    changed["next_values"][2:] = t([8.0, -4.0])
+    adv, ret = gae(**changed, gamma=0.99, lam=0.95)
+    assert torch.equal(adv[:2], base_adv[:2])
+    assert torch.equal(ret[:2], base_ret[:2])
+    assert not torch.equal(adv[2:], base_adv[2:])
+
+
+def test_gae_truncated_differs_from_terminated():
+    # Same data but marking step 1 as terminated: delta_1 = 0.5 + 0 - 1.0 = -0.5, A_1 = -0.5,
+    # A_0 = -0.01 + 0.9405 * -0.5 = -0.01 - 0.47025 = -0.48025
+    term = dict(TRUNC, terminated=t([False, True, False, False], torch.bool))
+    adv, _ = gae(**term, gamma=0.99, lam=0.95)
+    close(adv, [-0.48025, -0.5, 3.248535, 3.47])
+
+
+# --------------------------------------------------------------------------------------------
+# (c) two envs side by side, [T, N]
+# --------------------------------------------------------------------------------------------
+
+
+def test_gae_two_envs():
+    # env 0: the terminated episode of TERM. env 1: truncated at t=0, then a new episode that runs
+    # past the end of the rollout.  gamma = 0.9, lam = 0.95, gamma*lam = 0.855
+    rewards = t([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    values = t([[0.5, 1.0], [1.0, 1.0], [1.5, 1.0]])
+    next_values = t([[1.0, 1.0], [1.5, 1.0], [2.0, 2.0]])
+    terminated = t([[False, False], [False, False], [True, False]], torch.bool)
+    done = t([[False, True], [False, False], [True, False]], torch.bool)
+    adv, ret = gae(rewards, values, next_values, terminated, done, gamma=0.9, lam=0.95)
+    assert adv.shape == ret.shape == (3, 2)
+    # env 0: as in test_gae_terminated_hand_computed -> [4.5057875, 3.6325, 1.5]
+    # env 1: delta_0 = 0 + 0.9*1 - 1 = -0.1, delta_1 = 1 + 0.9*1 - 1 = 0.9, delta_2 = 0 + 0.9*2 - 1 = 0.8
+    #        A_2 = 0.8, A_1 = 0.9 + 0.855*0.8 = 1.584, A_0 = -0.1 (cut by the truncation at t=0)
+    close(adv, [[4.5057875, -0.1], [3.6325, 1.584], [1.5, 0.8]])
+    close(ret, [[5.0057875, 0.9], [4.6325, 2.584], [3.0, 1.8]])
+
+
+# --------------------------------------------------------------------------------------------
+# (d) lambda = 1 -> Monte Carlo return - V ; lambda = 0 -> one-step TD error
+# --------------------------------------------------------------------------------------------
+
+
+def test_gae_lambda_one_is_monte_carlo_minus_value():
+    adv, ret = gae(**TERM, gamma=0.9, lam=1.0)
+    # G_2 = 3, G_1 = 2 + 0.9*3 = 4.7, G_0 = 1 + 0.9*4.7 = 5.23
+    # A = G - V = [5.23 - 0.5, 4.7 - 1.0, 3 - 1.5]
+    close(adv, [4.73, 3.7, 1.5])
+    close(ret, [5.23, 4.7, 3.0])
+
+
+def test_gae_lambda_one_truncated_bootstraps():
+    adv, _ = gae(**TRUNC, gamma=0.99, lam=1.0)
+    # episode 1 (truncated, V(final) = 4): G_1 = 0.5 + 0.99*4 = 4.46, G_0 = 1 + 0.99*4.46 = 5.4154
+    # episode 2 (rollout end, V = 3):      G_3 = 2 + 0.99*3 = 4.97,   G_2 = -1 + 0.99*4.97 = 3.9203
+    # A = G - V = [5.4154 - 2, 4.46 - 1, 3.9203 - 0.5, 4.97 - 1.5]
+    close(adv, [3.4154, 3.46, 3.4203, 3.47])
+
+
+def test_gae_lambda_zero_is_td_error():
+    adv, ret = gae(**TERM, gamma=0.9, lam=0.0)
+    close(adv, [1.4, 2.35, 1.5])  # the deltas of test_gae_terminated_hand_computed
+    close(ret, [1.9, 3.35, 3.0])  # r + gamma*(1-term)*V' = [1 + 0.9, 2 + 1.35, 3]
+    adv, _ = gae(**TRUNC, gamma=0.99, lam=0.0)
+    close(adv, [-0.01, 3.46, -0.015, 3.47])
+
+
+# --------------------------------------------------------------------------------------------
+# (e) independent per-episode numpy reference on random data
+# --------------------------------------------------------------------------------------------
+
+
+def reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Split every env's stream into episodes; inside each, A_t = sum_l (gamma lam)^l delta_{t+l}."""
+    T, N = rewards.shape
+    adv = np.zeros((T, N))
+    for n in range(N):
+        start = 0
+        while start < T:
+            end = start
+            while end < T - 1 and not (terminated[end, n] or truncated[end, n]):
+                end += 1
+            # episode (or rollout fragment) = steps start..end inclusive
+            deltas = []
+            for s in range(start, end + 1):
+                bootstrap = 0.0 if terminated[s, n] else gamma * next_values[s, n]
+                deltas.append(rewards[s, n] + bootstrap - values[s, n])
+            for s in range(start, end + 1):
+                adv[s, n] = sum((gamma * lam) ** (u - s) * deltas[u - start] for u in range(s, end + 1))
+            start = end + 1
+    return adv, adv + values
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 0.8), (0.97, 1.0), (0.5, 0.0)])
+def test_gae_matches_numpy_reference(seed, gamma, lam):
+    rng = np.random.default_rng(seed)
+    T, N = 40, 3
+    rewards = rng.normal(size=(T, N))
+    values = rng.normal(size=(T, N))
+    next_values = rng.normal(size=(T, N))
+    u = rng.random((T, N))
+    terminated = u < 0.08
+    truncated = (u >= 0.08) & (u < 0.16)
+    assert terminated.any() and truncated.any()
+    exp_adv, exp_ret = reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
+    adv, ret = gae(
+        torch.from_numpy(rewards),
+        torch.from_numpy(values),
+        torch.from_numpy(next_values),
+        torch.from_numpy(terminated),
+        torch.from_numpy(terminated | truncated),
+        gamma=gamma,
+        lam=lam,
+    )
+    np.testing.assert_allclose(adv.numpy(), exp_adv, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(ret.numpy(), exp_ret, atol=1e-10, rtol=0)
+
+
+def test_gae_float32_and_float_masks():
+    # float masks and float32 work like bool masks (same numbers as test_gae_terminated_hand_computed)
+    kw = {k: v.float() for k, v in TERM.items()}
+    adv, _ = gae(**kw, gamma=0.9, lam=0.95)
+    assert adv.dtype == torch.float32
+    close(adv, [4.5057875, 3.6325, 1.5], atol=1e-5)
+
+
+def test_gae_shape_mismatch_raises():
+    good = {k: v.clone() for k, v in TERM.items()}
+    for name in good:
+        bad = dict(good)
+        bad[name] = torch.zeros(4, dtype=good[name].dtype)
+        with pytest.raises(ValueError):
+            gae(**bad, gamma=0.9, lam=0.95)
+    bad = {k: v.unsqueeze(-1) for k, v in good.items()}
+    bad["done"] = good["done"]  # [3, 1] vs [3]
+    with pytest.raises(ValueError):
+        gae(**bad, gamma=0.9, lam=0.95)
+
+
+# --------------------------------------------------------------------------------------------
+# reward_to_go, discounted_return, normalize
+# --------------------------------------------------------------------------------------------
+
+
+def test_reward_to_go_single_episode():
+    g = reward_to_go(t([1.0, 2.0, 3.0]), t([0.0, 0.0, 1.0]), gamma=0.9)
+    # G_2 = 3, G_1 = 2 + 0.9*3 = 4.7, G_0 = 1 + 0.9*4.7 = 5.23
+    close(g, [5.23, 4.7, 3.0])
+
+
+def test_reward_to_go_episode_boundary_and_bootstrap():
+    g = reward_to_go(t([1.0, 2.0, 3.0, 4.0]), t([False, True, False, False], torch.bool), gamma=0.5, bootstrap=t(10.0))
+    # G_3 = 4 + 0.5*10 = 9, G_2 = 3 + 0.5*9 = 7.5, G_1 = 2 (episode ends), G_0 = 1 + 0.5*2 = 2
+    close(g, [2.0, 2.0, 7.5, 9.0])
+
+
+def test_reward_to_go_bootstrap_ignored_when_last_step_done():
+    r, d = t([1.0, 2.0]), t([0.0, 1.0])
+    a = reward_to_go(r, d, gamma=0.9)
+    b = reward_to_go(r, d, gamma=0.9, bootstrap=t(1000.0))
+    close(a, [2.8, 2.0])  # G_1 = 2, G_0 = 1 + 0.9*2 = 2.8
+    assert torch.equal(a, b)
+
+
+def test_reward_to_go_two_envs():
+    rewards = t([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    done = t([[0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    g = reward_to_go(rewards, done, gamma=0.9, bootstrap=t([2.0, 0.0]))
+    # env 0: G_2 = 1 + 0.9*2 = 2.8, G_1 = 1 + 0.9*2.8 = 3.52, G_0 = 1 + 0.9*3.52 = 4.168
+    # env 1: G_2 = 1, G_1 = 1 + 0.9 = 1.9, G_0 = 1 (done at t=0)
+    close(g, [[4.168, 1.0], [3.52, 1.9], [2.8, 1.0]])
+
+
+def test_reward_to_go_shape_mismatch_raises():
+    with pytest.raises(ValueError):
+        reward_to_go(torch.zeros(3), torch.zeros(4), gamma=0.9)
+    with pytest.raises(ValueError):
+        reward_to_go(torch.zeros(3, 2), torch.zeros(3), gamma=0.9)
+
+
+def test_discounted_return():
+    close(discounted_return(t([1.0, 2.0, 3.0]), 0.9), 5.23)  # 1 + 0.9*2 + 0.81*3 = 1 + 1.8 + 2.43
+    close(discounted_return(t([1.0, 1.0, 1.0, 1.0]), 0.5), 1.875)  # 1 + .5 + .25 + .125
+    # [T, N]: one return per column. col 1: 2 + 0.9*0 + 0.81*(-1) = 1.19
+    g = discounted_return(t([[1.0, 2.0], [2.0, 0.0], [3.0, -1.0]]), 0.9)
+    close(g, [5.23, 1.19])
+    close(discounted_return(t([5.0]), 0.9), 5.0)
+
+
+def test_normalize_hand_computed():
+    y = normalize(t([1.0, 2.0, 3.0, 4.0]), eps=0.0)
+    # mean 2.5, unbiased var = (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3, std = 1.2909944487358056
+    s = (5 / 3) ** 0.5
+    close(y, [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s])
+    close(y, [-1.161895003862225, -0.3872983346207417, 0.3872983346207417, 1.161895003862225])
+
+
+def test_normalize_matches_numpy_and_eps():
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, size=(16, 4))
+    y = normalize(torch.from_numpy(x))
+    np.testing.assert_allclose(y.numpy(), (x - x.mean()) / (x.std(ddof=1) + 1e-8), atol=1e-12, rtol=0)
+    # constant input: std 0 -> (x - mean) / eps = 0, not NaN
+    assert torch.equal(normalize(t([3.0, 3.0, 3.0])), t([0.0, 0.0, 0.0]))
+
+
+def test_normalize_single_element():
+    assert torch.equal(normalize(t([5.0])), t([0.0]))
+
+
+def test_gae_never_reads_the_next_value_of_a_terminal_step_even_if_not_finite():
+    rewards = torch.tensor([1.0, 1.0])
+    values = torch.tensor([0.5, 0.25])
+    terminated = torch.tensor([0.0, 1.0])
+    finite, _ = gae(rewards, values, torch.tensor([0.25, 0.0]), terminated, terminated, 0.9, 0.95)
+    for poison in (float("nan"), float("inf")):
+        adv, _ = gae(rewards, values, torch.tensor([0.25, poison]), terminated, terminated, 0.9, 0.95)
+        assert torch.equal(adv, finite)

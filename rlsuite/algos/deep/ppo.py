@@ -202,7 +202,9 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
     stats: list[Tensor] = []
     for _ in range(config.update_epochs):
         epoch_stats = []
-        for idx in torch.randperm(n, device=obs.device).split(config.minibatch_size):
+        # A minibatch holding the whole batch needs no shuffle: its mean gradient ignores order.
+        minibatches = torch.randperm(n, device=obs.device).split(config.minibatch_size) if n > config.minibatch_size else [slice(None)]
+        for idx in minibatches:
             dist, values = agent(obs[idx])
             logp, entropy = dist.log_prob(actions[idx]), dist.entropy().mean()
             adv = returns.normalize(advantages[idx]) if config.normalize_advantages else advantages[idx]

@@ -44,7 +44,7 @@ class Policy:
         self.observation_space, self.action_space = observation_space, action_space
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = np.asarray(obs)
         single = obs.shape == self.observation_space.shape
         actions = self.agent.predict(obs[None] if single else obs, deterministic=deterministic)
         return actions[0] if single else actions
@@ -58,6 +58,8 @@ def load(run_dir: str | Path) -> Policy:
     run = RunDir(Path(run_dir))
     algo = run.meta().get("algo")
     module = registry.get(algo)
+    if not getattr(module, "HAS_POLICY", True):
+        return module.load_policy(None)  # raises the algorithm's own explanation
     if not run.model_file.is_file() and not run.checkpoint_file.is_file():
         raise RunDirError(f"{run.path} has neither model.pt nor checkpoint.pt: the run saved nothing yet.")
     payload = checkpoint.load(run.model_file if run.model_file.is_file() else run.checkpoint_file, "model")

@@ -60,6 +60,7 @@ def _report(run) -> None:
 
 
 def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
+    import gymnasium as gym
     import numpy as np
 
     from rlsuite.core.evaluation import record_video, run_episodes
@@ -67,7 +68,7 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
 
     policy = api.load(ns.run_dir)
     act = lambda obs: policy.act(obs, deterministic=not ns.stochastic)  # noqa: E731
-    envs = make_vector_env(policy.config.env, ns.episodes)
+    envs = make_vector_env(policy.config.env, ns.episodes, default_time_limit=getattr(policy.config, "eval_max_steps", 1_000))
     try:
         returns, lengths = run_episodes(act, envs, ns.seed)
     finally:
@@ -76,6 +77,11 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
         f"{policy.algo} on {policy.config.env}: mean return {returns.mean():.2f} ± {returns.std():.2f} "
         f"(min {returns.min():.1f}, max {returns.max():.1f}) over {ns.episodes} episodes, mean length {np.mean(lengths):.1f}"
     )
+    if isinstance(policy.observation_space, gym.spaces.Discrete):
+        from rlsuite.envs.gridworlds import greedy_path
+
+        states, picture = greedy_path(policy.config.env, lambda s: int(policy.act(s)), max_steps=getattr(policy.config, "eval_max_steps", 200), seed=ns.seed)
+        console.print(f"Greedy path ({len(states) - 1} steps):\n{picture}")
     if ns.video:
         total, steps = record_video(act, policy.config.env, ns.video, seed=ns.seed)
         console.print(f"Wrote {ns.video} (return {total:.1f}, {steps} steps)")

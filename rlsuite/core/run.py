@@ -139,6 +139,6 @@ class Run:
     def summary(self) -> str:
         config = dataclasses.asdict(self.config)
         env = config.get("env", "")
-        score = f"{self.final_eval:.1f}" if self.final_eval is not None else "n/a"
         state = "interrupted" if self.interrupted else "finished"
-        return f"{self.algo} on {env} {state} at step {self.step:,}: evaluation mean return {score}"
+        score = f": evaluation mean return {self.final_eval:.1f}" if self.final_eval is not None else ""
+        return f"{self.algo} on {env} {state} at step {self.step:,}{score}"

@@ -44,10 +44,25 @@ def require_spaces(algo: str, env_id: str, obs_space: spaces.Space, action_space
         raise UnsupportedEnvError(f"{algo} handles {kinds} action spaces, but {env_id} has {action_space}. See `rlsuite list` for algorithms that fit.")
 
 
-def make_vector_env(env_id: str, num_envs: int, *, normalize_reward: bool = False, gamma: float = 0.99, mode: str | None = None) -> gym.vector.VectorEnv:
-    """num_envs copies of env_id with episode statistics (recorded before any reward scaling)."""
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    normalize_reward: bool = False,
+    gamma: float = 0.99,
+    mode: str | None = None,
+    default_time_limit: int | None = None,
+) -> gym.vector.VectorEnv:
+    """num_envs copies of env_id with episode statistics (recorded before any reward scaling).
+
+    default_time_limit cuts episodes of envs registered without a time limit of their own, so
+    that evaluating a policy that walks in circles (say, a greedy table into a wall) ends.
+    """
     check_env_id(env_id)
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    limit = {}
+    if default_time_limit is not None and gym.spec(env_id).max_episode_steps is None:
+        limit, mode = {"max_episode_steps": default_time_limit}, "sync"
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **limit)
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     if normalize_reward:
         envs = gym.wrappers.vector.NormalizeReward(envs, gamma=gamma)

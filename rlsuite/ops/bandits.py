@@ -19,8 +19,13 @@ def argmax_random_ties(values: np.ndarray, rng: np.random.Generator) -> np.ndarr
     Without random tie-breaking, greedy agents with equal initial estimates would all pull arm 0.
     """
     _check_table("values", values)
-    is_max = values == values.max(axis=1, keepdims=True)
-    return np.argmax(rng.random(values.shape) * is_max, axis=1)
+    best = values.argmax(axis=1)
+    is_max = values == values[np.arange(values.shape[0]), best][:, None]
+    # Only rows with a tie need random numbers; with real-valued estimates that is soon none.
+    tied = np.flatnonzero(np.count_nonzero(is_max, axis=1) > 1)
+    if tied.size:
+        best[tied] = np.argmax(rng.random((tied.size, values.shape[1])) * is_max[tied], axis=1)
+    return best
 
 
 def epsilon_greedy(Q: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:

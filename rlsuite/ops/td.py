@@ -27,8 +27,12 @@ def greedy(q: np.ndarray) -> np.ndarray:
 def argmax_random(q_s: np.ndarray, rng: np.random.Generator) -> int:
     """argmax_a Q(s, a), ties broken uniformly at random (the book's convention, p. 27): with a
     zero-initialized table a fixed tie-break would always try the same action first."""
-    best = np.flatnonzero(q_s == q_s.max())
-    return int(best[0]) if best.size == 1 else int(best[int(rng.random() * best.size)])
+    # Plain Python over the row is several times faster than NumPy calls for a handful of actions,
+    # and this runs once per environment step.
+    row = q_s.tolist()
+    top = max(row)
+    best = [a for a, value in enumerate(row) if value == top]
+    return best[0] if len(best) == 1 else best[int(rng.random() * len(best))]
 
 
 def epsilon_greedy(q_s: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
@@ -54,7 +58,7 @@ def sarsa_target(r: float, gamma: float, q_next_a: float, terminated: bool) -> f
 
 def q_learning_target(r: float, gamma: float, q_next: np.ndarray, terminated: bool) -> float:
     """Q-learning target R + gamma max_a Q(S', a) (eq. 6.8)."""
-    return r if terminated else r + gamma * float(q_next.max())
+    return r if terminated else r + gamma * max(q_next.tolist())
 
 
 def expected_sarsa_target(r: float, gamma: float, q_next: np.ndarray, pi_next: np.ndarray, terminated: bool) -> float:

@@ -109,9 +109,10 @@ class PPOConfig(configs.TrainConfig):
 Config = PPOConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # rl-baselines3-zoo's tuned hyperparameters.
+    # rl-baselines3-zoo's tuned hyperparameters. SB3's value loss is the MSE without our 1/2, so its
+    # vf_coef 0.5 is our 1.0 (it matters through the global gradient-norm clip).
     "CartPole-v1": dict(num_envs=8, num_steps=32, minibatch_size=256, update_epochs=20, gamma=0.98, gae_lambda=0.8,
-                        learning_rate=1e-3, anneal_clip=True, ent_coef=0.0, total_steps=100_000, eval_every=5_000),
+                        learning_rate=1e-3, anneal_clip=True, ent_coef=0.0, vf_coef=1.0, total_steps=100_000, eval_every=5_000),
     "Acrobot-v1": dict(num_envs=16, num_steps=256, minibatch_size=64, update_epochs=4, gamma=0.99, gae_lambda=0.94,
                        normalize_obs=True, normalize_reward=True, anneal_lr=False, learning_rate=3e-4, total_steps=200_000, eval_every=20_000),
     "Pendulum-v1": dict(num_envs=4, num_steps=1024, minibatch_size=64, update_epochs=10, gamma=0.9, gae_lambda=0.95,

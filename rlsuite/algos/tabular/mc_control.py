@@ -1,0 +1,130 @@
+"""On-policy first-visit Monte Carlo control for epsilon-soft policies (Sutton & Barto 2nd ed.,
+section 5.4, box on p. 101).
+
+    Generate an episode following pi: S_0, A_0, R_1, ..., S_{T-1}, A_{T-1}, R_T
+    G <- 0
+    Loop for each step of episode, t = T-1, T-2, ..., 0:
+        G <- gamma G + R_{t+1}
+        Unless the pair S_t, A_t appears in S_0, A_0, ..., S_{t-1}, A_{t-1}:
+            Append G to Returns(S_t, A_t);  Q(S_t, A_t) <- average(Returns(S_t, A_t))
+            pi(.|S_t) <- epsilon-greedy with respect to Q(S_t, .)
+
+pi is kept implicitly as epsilon-greedy in Q (ties broken at random), which is the box's epsilon-soft
+policy. The average is incremental, Q <- Q + (G - Q) / N (section 2.4); `alpha` switches to a
+constant step size instead. An episode cut by a time limit is used as if it had ended there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from rlsuite.core import config as configs
+from rlsuite.core import run as runs
+from rlsuite.core.errors import check
+from rlsuite.ops import td
+from rlsuite.rollout import tabular
+
+SUMMARY = "first-visit Monte Carlo control with an epsilon-soft policy"
+
+
+@dataclasses.dataclass(frozen=True)
+class MCControlConfig(configs.TrainConfig):
+    env: str = "FrozenLake-v1"
+    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
+    total_steps: int = 100_000
+    """Environment steps to train for."""
+    eval_every: int = 10_000
+    """Evaluate the greedy policy every this many steps (0: only at the end)."""
+    checkpoint_every: int = 50_000
+    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
+    log_every: int = 2_000
+    """Write averaged training metrics every this many steps."""
+    gamma: float = 0.95
+    """Discount factor."""
+    alpha: float | None = None
+    """Constant step size in (0, 1]; None (the book's box) averages all first-visit returns."""
+    epsilon: float = 0.1
+    """Probability of a uniformly random action in the epsilon-soft policy."""
+    eval_max_steps: int = 1_000
+    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
+        check(self.alpha is None or 0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1] or None for sample averages, got {self.alpha}.")
+        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
+        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
+
+
+Config = MCControlConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "FrozenLake-v1": dict(gamma=0.95, epsilon=0.1, total_steps=100_000, eval_episodes=100),
+}
+
+
+def preset(env: str | None = None, **overrides: Any) -> MCControlConfig:
+    return configs.with_preset(MCControlConfig, PRESETS, env, **overrides)
+
+
+class Agent:
+    STATE = ("q", "visits", "rng", "episode")
+
+    def __init__(self, n_states: int, n_actions: int, config: MCControlConfig, rng: np.random.Generator):
+        self.config, self.rng = config, rng
+        self.q = np.zeros((n_states, n_actions))
+        self.visits = np.zeros((n_states, n_actions), dtype=np.int64)  # |Returns(s, a)|
+        self.episode: list[tuple[int, int, float]] = []  # (S_t, A_t, R_{t+1})
+
+    def begin(self, s: int) -> int:
+        self.episode = []
+        return td.epsilon_greedy(self.q[s], self.config.epsilon, self.rng)
+
+    def step(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool) -> int | None:
+        self.episode.append((s, a, r))
+        if terminated or truncated:
+            self._learn_from_episode()
+            return None
+        return td.epsilon_greedy(self.q[s2], self.config.epsilon, self.rng)
+
+    def _learn_from_episode(self) -> None:
+        c = self.config
+        first_visit: dict[tuple[int, int], int] = {}
+        for t, (s, a, _) in enumerate(self.episode):
+            first_visit.setdefault((s, a), t)
+        g = 0.0
+        for t in reversed(range(len(self.episode))):
+            s, a, r = self.episode[t]
+            g = c.gamma * g + r
+            if first_visit[(s, a)] == t:
+                self.visits[s, a] += 1
+                step = c.alpha if c.alpha is not None else 1.0 / self.visits[s, a]
+                self.q[s, a] = td.td_update(self.q[s, a], g, step)
+        self.episode = []
+
+    def q_values(self) -> np.ndarray:
+        return self.q
+
+
+def agent_factory(config: MCControlConfig):
+    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
+    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
+
+
+def averaged_returns(config: MCControlConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
+    """Online returns and lengths [runs, episodes] of independent agents."""
+    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
+
+
+def train(config: MCControlConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+    """Train first-visit MC control on config.env; returns the Run (directory, evaluations, timing)."""
+    return tabular.train_tabular("mc_control", config, agent_factory(config), run_dir,
+                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
+
+
+def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
+    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
+    return tabular.load_greedy(payload)

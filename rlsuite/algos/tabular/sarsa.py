@@ -1,0 +1,132 @@
+"""SARSA and n-step SARSA (Sutton & Barto 2nd ed., section 6.4 box on p. 130; section 7.2 box on p. 147).
+
+n-step SARSA for estimating Q, written as the book's box with a window of the last n steps:
+
+    Take action A_t; observe R_{t+1}, S_{t+1}; if S_{t+1} is not terminal choose A_{t+1} ~ pi(.|S_{t+1})
+    tau <- t - n + 1                       (the time whose estimate is being updated)
+    if tau >= 0:
+        G <- sum_{i=tau+1}^{min(tau+n, T)} gamma^{i-tau-1} R_i                          (eq. 7.4)
+        if tau + n < T: G <- G + gamma^n Q(S_{tau+n}, A_{tau+n})
+        Q(S_tau, A_tau) <- Q(S_tau, A_tau) + alpha [G - Q(S_tau, A_tau)]                 (eq. 7.5)
+    at the end of the episode the window is flushed with truncated returns.
+
+n = 1 is one-step SARSA, Q(S, A) <- Q(S, A) + alpha [R + gamma Q(S', A') - Q(S, A)] (eq. 6.7).
+A time-limit truncation is not a terminal state: the flushed returns then bootstrap from Q(S_T, A_T).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from rlsuite.core import config as configs
+from rlsuite.core import run as runs
+from rlsuite.core.errors import check
+from rlsuite.ops import td
+from rlsuite.rollout import tabular
+
+SUMMARY = "SARSA and n-step SARSA (--n)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SarsaConfig(configs.TrainConfig):
+    env: str = "CliffWalking-v1"
+    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
+    total_steps: int = 20_000
+    """Environment steps to train for."""
+    eval_every: int = 2_000
+    """Evaluate the greedy policy every this many steps (0: only at the end)."""
+    checkpoint_every: int = 10_000
+    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
+    log_every: int = 1_000
+    """Write averaged training metrics every this many steps."""
+    gamma: float = 1.0
+    """Discount factor (1: the undiscounted episodic task of the book's examples)."""
+    alpha: float = 0.5
+    """Step size of the TD update, in (0, 1]."""
+    epsilon: float = 0.1
+    """Probability of a uniformly random action in the epsilon-greedy policy (learned and followed)."""
+    n: int = 1
+    """Steps before bootstrapping: 1 is one-step SARSA (eq. 6.7), n > 1 n-step SARSA (eq. 7.5)."""
+    eval_max_steps: int = 1_000
+    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
+        check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
+        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
+        check(self.n >= 1, f"n (steps of n-step SARSA) must be >= 1 (1 is one-step SARSA), got {self.n}.")
+        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
+
+
+Config = SarsaConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=20_000),
+    "WindyGridWorld-v0": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=8_000, eval_every=1_000),
+    "FrozenLake-v1": dict(gamma=0.99, alpha=0.1, epsilon=0.1, total_steps=200_000, eval_every=20_000, eval_episodes=100),
+    "Taxi-v4": dict(gamma=0.99, alpha=0.5, epsilon=0.1, total_steps=100_000, eval_every=10_000),
+}
+
+
+def preset(env: str | None = None, **overrides: Any) -> SarsaConfig:
+    return configs.with_preset(SarsaConfig, PRESETS, env, **overrides)
+
+
+class Agent:
+    STATE = ("q", "rng", "window")
+
+    def __init__(self, n_states: int, n_actions: int, config: SarsaConfig, rng: np.random.Generator):
+        self.config, self.rng = config, rng
+        self.q = np.zeros((n_states, n_actions))
+        self.window: deque[tuple[int, int, float]] = deque()  # (S_tau, A_tau, R_{tau+1}) of the last n steps
+
+    def begin(self, s: int) -> int:
+        self.window.clear()
+        return td.epsilon_greedy(self.q[s], self.config.epsilon, self.rng)
+
+    def _update_oldest(self, bootstrap: float) -> None:
+        s, a, _ = self.window[0]
+        g = td.n_step_return([r for _, _, r in self.window], self.config.gamma, bootstrap)
+        self.q[s, a] = td.td_update(self.q[s, a], g, self.config.alpha)
+        self.window.popleft()
+
+    def step(self, s: int, a: int, r: float, s2: int, terminated: bool, truncated: bool) -> int | None:
+        c = self.config
+        self.window.append((s, a, r))
+        a2 = None if terminated else td.epsilon_greedy(self.q[s2], c.epsilon, self.rng)
+        if not (terminated or truncated):
+            if len(self.window) == c.n:
+                self._update_oldest(bootstrap=float(self.q[s2, a2]))
+            return a2
+        while self.window:  # tau runs on to T - 1; each return ends at T
+            self._update_oldest(bootstrap=0.0 if terminated else float(self.q[s2, a2]))
+        return a2
+
+    def q_values(self) -> np.ndarray:
+        return self.q
+
+
+def agent_factory(config: SarsaConfig):
+    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
+    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
+
+
+def averaged_returns(config: SarsaConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
+    """Online returns and lengths [runs, episodes] of independent agents (Example 6.6's curves)."""
+    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
+
+
+def train(config: SarsaConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+    """Train (n-step) SARSA on config.env; returns the Run (directory, evaluations, timing)."""
+    return tabular.train_tabular("sarsa", config, agent_factory(config), run_dir,
+                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
+
+
+def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
+    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
+    return tabular.load_greedy(payload)

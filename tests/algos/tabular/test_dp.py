@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+import rlsuite
+from rlsuite.core.errors import ConfigError, UnsupportedEnvError
+from rlsuite.core.run import RunDir
+
+OPTIMAL_FROZEN_LAKE = [0, 3, 3, 3, 0, 0, 0, 0, 3, 1, 0, 0, 0, 2, 1, 0]
+"""Optimal actions on FrozenLake-v1 (gamma 0.99), with don't-care entries at holes and the goal."""
+
+
+@pytest.mark.parametrize("algo", ["value_iteration", "policy_iteration", "policy_evaluation"])
+def test_train_writes_a_complete_run_dir(algo, tmp_path):
+    run = rlsuite.train(algo, "FrozenLake-v1", run_dir=tmp_path / algo, quiet=True, gamma=0.99)
+    for name in ("config.yaml", "run.yaml", "metrics.csv", "model.pt", "curve.png", "values.png"):
+        assert (run.dir / name).is_file(), name
+    assert RunDir(run.dir).meta()["status"] == "finished"
+    policy = rlsuite.load(run.dir)
+    action = policy.act(0)
+    assert int(action) in range(4)
+    if algo != "policy_evaluation":
+        holes_and_goal = {5, 7, 11, 12, 15}
+        acts = policy.act(np.arange(16))
+        assert [int(a) for s, a in enumerate(acts) if s not in holes_and_goal] == [a for s, a in enumerate(OPTIMAL_FROZEN_LAKE) if s not in holes_and_goal]
+
+
+def test_policy_iteration_metrics_count_policy_changes(tmp_path):
+    import csv
+
+    run = rlsuite.train("policy_iteration", "Taxi-v4", run_dir=tmp_path / "pi", quiet=True, gamma=0.99)
+    rows = list(csv.DictReader((run.dir / "metrics.csv").open()))
+    assert int(rows[-1]["policy_changes"]) == 0 and int(rows[0]["policy_changes"]) > 0
+
+
+def test_continuous_env_is_rejected(tmp_path):
+    with pytest.raises(UnsupportedEnvError, match="Discrete observation and action spaces"):
+        rlsuite.train("value_iteration", "CartPole-v1", run_dir=tmp_path / "x", quiet=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_gamma(tmp_path):
+    with pytest.raises(ConfigError):
+        rlsuite.train("value_iteration", "FrozenLake-v1", run_dir=tmp_path / "a", quiet=True, gamma=1.5)
+    with pytest.raises(ConfigError, match="episodic"):
+        rlsuite.train("policy_iteration", "GridWorld5x5-v0", run_dir=tmp_path / "b", quiet=True, gamma=1.0)
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_value_iteration(tmp_path):
+    from rlsuite.core import cli
+
+    code = cli.main(["train", "value_iteration", "--env", "FrozenLake-v1", "--gamma", "0.99", "--run-dir", str(tmp_path / "cli")])
+    assert code in (0, None)
+    assert (tmp_path / "cli" / "model.pt").is_file()

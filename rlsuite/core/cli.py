@@ -7,6 +7,7 @@ Config flags are generated from each algorithm's config dataclass by tyro, so ev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,6 +18,20 @@ from rlsuite.core.errors import RLSuiteError
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+BOOL_WORDS = {"true": "True", "yes": "True", "1": "True", "false": "False", "no": "False", "0": "False"}
+
+
+def _normalize_bools(config_cls: type, args: list[str]) -> list[str]:
+    """Accept --flag true/false/yes/no/1/0 for bool fields (tyro itself takes only True/False)."""
+    bools = {f"--{f.name}" for f in dataclasses.fields(config_cls) if f.type in (bool, "bool")}
+    bools |= {name.replace("_", "-") for name in bools}
+    out = list(args)
+    for i, token in enumerate(out[:-1]):
+        if token in bools and out[i + 1].lower() in BOOL_WORDS:
+            out[i + 1] = BOOL_WORDS[out[i + 1].lower()]
+    return out
 
 
 def _config_from_args(algo: str, config_file: str | None, args: list[str]):
@@ -30,7 +45,7 @@ def _config_from_args(algo: str, config_file: str | None, args: list[str]):
     base = api.make_config(algo, env=known.env, config_file=config_file)
     return tyro.cli(
         module.Config,
-        args=args,
+        args=_normalize_bools(module.Config, args),
         default=base,
         prog=f"rlsuite train {algo}",
         description=f"{registry.ALGORITHMS[algo].summary}. Defaults shown include the preset for --env.",

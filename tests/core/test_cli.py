@@ -47,9 +47,10 @@ def test_train_eval_resume_plot_list(tmp_path, capsys):
 
 def test_config_file_and_flags(tmp_path):
     (tmp_path / "c.yaml").write_text("gamma: 0.95\nseed: 4\n")
-    assert train("--config", "c.yaml", "--seed", "5", "--run-dir", "r") == 0
+    assert train("--config", "c.yaml", "--seed", "5", "--run-dir", "r", "--anneal-lr", "false", "--normalize_obs", "yes") == 0
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert saved["gamma"] == 0.95 and saved["seed"] == 5  # the flag beats the file
+    assert saved["anneal_lr"] is False and saved["normalize_obs"] is True  # bools in any common spelling
     assert saved["update_epochs"] == 1 and saved["gae_lambda"] == 0.8  # CartPole preset underneath
 
 

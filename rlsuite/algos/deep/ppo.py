@@ -199,24 +199,34 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
     advantages, targets = advantages[valid], targets[valid]
     surrogate = OBJECTIVES[config.objective]
     coef = clip_coef if config.objective == "clip" else kl_coef
+    value_clip = clip_coef if config.clip_value_loss else None
+    params = list(agent.parameters())
     n = obs.shape[0]
+    # One minibatch holding the whole batch needs no shuffle (its mean gradient ignores order) and
+    # its advantages can be normalized once for all epochs.
+    whole_batch = n <= config.minibatch_size
+    if whole_batch and config.normalize_advantages:
+        advantages = returns.normalize(advantages)
     stats: list[Tensor] = []
     for _ in range(config.update_epochs):
         epoch_stats = []
-        # A minibatch holding the whole batch needs no shuffle: its mean gradient ignores order.
-        minibatches = torch.randperm(n, device=obs.device).split(config.minibatch_size) if n > config.minibatch_size else [slice(None)]
-        for idx in minibatches:
+        for idx in [slice(None)] if whole_batch else torch.randperm(n, device=obs.device).split(config.minibatch_size):
             dist, values = agent(obs[idx])
-            logp, entropy = dist.log_prob(actions[idx]), dist.entropy().mean()
-            adv = returns.normalize(advantages[idx]) if config.normalize_advantages else advantages[idx]
+            logp = dist.log_prob(actions[idx])
+            adv = returns.normalize(advantages[idx]) if config.normalize_advantages and not whole_batch else advantages[idx]
             policy_loss, info = surrogate(logp, old_logp[idx], adv, coef)
-            value_clip = clip_coef if config.clip_value_loss else None
             v_loss = losses.value_loss(values, targets[idx], old_values[idx], value_clip)
-            loss = policy_loss - config.ent_coef * entropy + config.vf_coef * v_loss
+            loss = policy_loss + config.vf_coef * v_loss
+            if config.ent_coef > 0:
+                entropy = dist.entropy().mean()
+                loss = loss - config.ent_coef * entropy
+            else:  # logged only: keep it out of the autograd graph
+                with torch.no_grad():
+                    entropy = dist.entropy().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             epoch_stats.append(torch.stack([policy_loss.detach(), v_loss.detach(), entropy.detach(), info["approx_kl"], info.get("clip_fraction", torch.zeros(()))]))
         stats += epoch_stats

@@ -1,5 +1,7 @@
-"""Glue shared by the model-free tabular methods (rlsuite/algos/tabular): space checks, the
-episode driver, training through TrainingLoop, averaged learning curves and the greedy policy.
+"""Glue shared by the model-free tabular methods (rlsuite/algos/tabular): their common config
+fields, space checks, the episode driver, training through TrainingLoop, averaged learning curves,
+the greedy policy, and the module-level entry points (`train`, `averaged_returns`, ...) built
+from an algorithm file's Agent.
 
 An algorithm file supplies an *agent*: any object with
 
@@ -15,6 +17,7 @@ so training is checkpointed and resumed exactly, between any two steps.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +28,7 @@ from gymnasium import spaces
 
 from rlsuite.core import config as configs
 from rlsuite.core import run as runs
-from rlsuite.core.errors import UnsupportedEnvError
+from rlsuite.core.errors import UnsupportedEnvError, check
 from rlsuite.core.loop import TrainingLoop
 import rlsuite.envs.gridworlds  # noqa: F401  (registers WindyGridWorld-v0, DynaMaze-v0, ...)
 from rlsuite.envs.vector import env_spaces, make_vector_env
@@ -33,6 +36,54 @@ from rlsuite.ops import td
 
 ITERATION_STEPS = 1_000
 """Env steps per TrainingLoop iteration: checkpoints, evaluations and Ctrl-C happen in between."""
+
+TD_PRESETS: dict[str, dict[str, Any]] = {
+    "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=20_000),
+    "FrozenLake-v1": dict(gamma=0.99, alpha=0.1, epsilon=0.1, total_steps=200_000, eval_every=20_000, eval_episodes=100),
+    "Taxi-v4": dict(gamma=0.99, alpha=0.5, epsilon=0.1, total_steps=100_000, eval_every=10_000),
+}
+"""env id -> tuned config fields of the one-step TD control methods (sarsa, expected_sarsa,
+q_learning, double_q_learning), the PRESETS of their algorithm files."""
+
+MakeAgent = Callable[[int, int, np.random.Generator], Any]
+"""make_agent(n_states, n_actions, rng) -> a fresh agent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularControlConfig(configs.TrainConfig):
+    """Fields of every model-free tabular control method. An algorithm's Config subclasses this,
+    redeclaring a field to change its default (with a docstring only if its meaning differs) and
+    adding its own fields and checks."""
+
+    env: str = "CliffWalking-v1"
+    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
+    total_steps: int = 20_000
+    """Environment steps to train for."""
+    eval_every: int = 2_000
+    """Evaluate the greedy policy every this many steps (0: only at the end)."""
+    checkpoint_every: int = 10_000
+    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
+    log_every: int = 1_000
+    """Write averaged training metrics every this many steps."""
+    gamma: float = 1.0
+    """Discount factor (1: the undiscounted episodic task of the book's examples)."""
+    alpha: float = 0.5
+    """Step size of the TD update, in (0, 1]."""
+    epsilon: float = 0.1
+    """Probability of a uniformly random action in the epsilon-greedy behaviour policy."""
+    eval_max_steps: int = 1_000
+    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
+        self.check_alpha()
+        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
+        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
+
+    def check_alpha(self) -> None:
+        """alpha is a constant step size; a method that also accepts other values overrides this."""
+        check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
 
 
 class Holder:
@@ -122,6 +173,8 @@ class GreedyPolicy:
 
 
 def load_greedy(payload: dict[str, Any]) -> GreedyPolicy:
+    """The greedy policy argmax_a Q(s, a) of a saved run (Q1 + Q2 for double Q-learning);
+    `.predict(states)` gives actions. The `load_policy` of every model-free tabular method."""
     return GreedyPolicy(payload["q"])
 
 
@@ -133,8 +186,8 @@ def make_eval_envs(env_id: str, n: int, max_steps: int) -> gym.vector.VectorEnv:
 
 def train_tabular(
     algo: str,
-    config: configs.TrainConfig,
-    make_agent: Callable[[int, int, np.random.Generator], Any],
+    config: TabularControlConfig,
+    make_agent: MakeAgent,
     run_dir=None,
     *,
     overwrite: bool = False,
@@ -152,7 +205,7 @@ def train_tabular(
         run, algo, config,
         modules={"agent": Holder(agent, agent.STATE)},
         make_envs=lambda: gym.make(config.env),
-        make_eval_envs=lambda n: make_eval_envs(config.env, n, getattr(config, "eval_max_steps", 1_000)),
+        make_eval_envs=lambda n: make_eval_envs(config.env, n, config.eval_max_steps),
         act=lambda obs: GreedyPolicy(agent.q_values()).predict(obs),
         export=lambda: {"q": agent.q_values().copy(), "observation_space": obs_space, "action_space": action_space},
         resume=resume, quiet=quiet, callbacks=callbacks,
@@ -169,7 +222,7 @@ def train_tabular(
 
 
 def averaged_returns(
-    make_agent: Callable[[int, int, np.random.Generator], Any],
+    make_agent: MakeAgent,
     make_env: Callable[[], gym.Env] | str,
     runs: int,
     episodes: int,
@@ -191,3 +244,39 @@ def averaged_returns(
             env.close()
         all_returns[i], all_lengths[i] = returns, lengths
     return all_returns, all_lengths
+
+
+# The module-level entry points of an algorithm file (see rlsuite.core.registry), built from its
+# Agent class, whose constructor is Agent(n_states, n_actions, config, rng).
+
+
+def agent_factory(Agent: type) -> Callable[[TabularControlConfig], MakeAgent]:
+    """config -> make_agent(n_states, n_actions, rng) = Agent(n_states, n_actions, config, rng)."""
+
+    def factory(config: TabularControlConfig) -> MakeAgent:
+        """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
+        return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
+
+    return factory
+
+
+def averaged_returns_of(Agent: type) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """`averaged_returns(config, runs, episodes, make_env=None)` for Agent."""
+    make_agent = agent_factory(Agent)
+
+    def curves(config: TabularControlConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
+        """Online returns and lengths [runs, episodes] of independent agents (e.g. Example 6.6's curves)."""
+        return averaged_returns(make_agent(config), make_env or config.env, runs, episodes, config.seed)
+
+    return curves
+
+
+def trainer(algo: str, Agent: type) -> Callable[..., runs.Run]:
+    """`train(config, run_dir=None, *, overwrite, resume, quiet, callbacks)` of algorithm `algo`."""
+    make_agent = agent_factory(Agent)
+
+    def train(config: TabularControlConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+        return train_tabular(algo, config, make_agent(config), run_dir, overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
+
+    train.__doc__ = f"Train {algo} on config.env; returns the Run (directory, evaluations, timing)."
+    return train

@@ -1,9 +1,9 @@
 """Bandit agents (Sutton & Barto 2nd ed., chapter 2), each simulated over many runs at once.
 
 What the four agent modules share lives here: the config fields every bandit experiment has
-(`BanditConfig`) and the bookkeeping of a bandit run (`Session`): the run directory, the
-vectorized testbed, per-step metrics, curves. The agents' math is in each module and in
-`rlsuite.ops.bandits`.
+(`BanditConfig`, `check_step_size`), the bookkeeping of a bandit run (`Session`): the run
+directory, the vectorized testbed, per-step metrics, curves; and `no_policy`, their
+`load_policy`. The agents' math is in each module and in `rlsuite.ops.bandits`.
 
 A bandit run writes, per step t (averaged over the `runs` independent runs):
 `bandit/average_reward`, `bandit/optimal_action` (% of runs whose arm had the highest q*),
@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NoReturn
+
 import gymnasium as gym
 import numpy as np
 
@@ -50,6 +52,16 @@ class BanditConfig(configs.BaseConfig):
         check(self.runs >= 1, f"runs must be >= 1, got {self.runs}.")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}.")
         check(self.arms is None or self.arms >= 1, f"a bandit needs at least one arm: arms must be >= 1 (or None), got {self.arms}.")
+
+
+def check_step_size(step_size: float | None) -> None:
+    """A `step_size` field: a constant alpha in (0, 1], or None for the sample average 1/N(A)."""
+    check(step_size is None or 0 < step_size <= 1, f"step_size must be in (0, 1], or None for sample averages; got {step_size}.")
+
+
+def no_policy(payload: Any) -> NoReturn:
+    """`load_policy` of every bandit agent: a bandit run's result is its curves (HAS_POLICY = False)."""
+    raise RLSuiteError(NO_POLICY)
 
 
 def make_testbed(config: BanditConfig) -> testbeds.BanditVectorEnv:

@@ -13,14 +13,15 @@ Rbar_t, the baseline, is the average of the rewards up through and including tim
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import NO_POLICY, BanditConfig, Session
+from rlsuite.algos.bandits import BanditConfig, Session, no_policy
 from rlsuite.core import config as configs
 from rlsuite.core import run as runs
-from rlsuite.core.errors import RLSuiteError, check
+from rlsuite.core.errors import check
 from rlsuite.ops import bandits as ops
 
 SUMMARY = "gradient bandit (softmax preferences), with or without a reward baseline"
@@ -39,11 +40,9 @@ class Config(BanditConfig):
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-
-
-def preset(env: str | None = None, **overrides: Any) -> Config:
-    return configs.with_preset(Config, PRESETS, env, **overrides)
+load_policy = no_policy
 
 
 def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
@@ -59,7 +58,3 @@ def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool
                 R_bar = ops.incremental_update(R_bar, R, 1.0 / t)
             H = ops.gradient_bandit_update(H, pi, A, R, R_bar, config.step_size)
         return s.finish()
-
-
-def load_policy(payload: dict[str, Any]):
-    raise RLSuiteError(NO_POLICY)

@@ -13,14 +13,15 @@ Two conjugate models, chosen by `likelihood` ("auto" picks by the testbed's rewa
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal
 
 import numpy as np
 
-from rlsuite.algos.bandits import NO_POLICY, BanditConfig, Session
+from rlsuite.algos.bandits import BanditConfig, Session, no_policy
 from rlsuite.core import config as configs
 from rlsuite.core import run as runs
-from rlsuite.core.errors import RLSuiteError, UnsupportedEnvError, check
+from rlsuite.core.errors import UnsupportedEnvError, check
 from rlsuite.ops import bandits as ops
 
 SUMMARY = "Thompson sampling: Beta-Bernoulli or Gaussian posteriors"
@@ -46,11 +47,9 @@ class Config(BanditConfig):
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-
-
-def preset(env: str | None = None, **overrides: Any) -> Config:
-    return configs.with_preset(Config, PRESETS, env, **overrides)
+load_policy = no_policy
 
 
 def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
@@ -80,7 +79,3 @@ def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool
                 reward_sum[rows, A] += R
                 N[rows, A] += 1
         return s.finish()
-
-
-def load_policy(payload: dict[str, Any]):
-    raise RLSuiteError(NO_POLICY)

@@ -10,14 +10,15 @@ Figure 2.4: c = 2 beats epsilon-greedy (epsilon = 0.1) on the 10-armed testbed a
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import NO_POLICY, BanditConfig, Session
+from rlsuite.algos.bandits import BanditConfig, Session, check_step_size, no_policy
 from rlsuite.core import config as configs
 from rlsuite.core import run as runs
-from rlsuite.core.errors import RLSuiteError, check
+from rlsuite.core.errors import check
 from rlsuite.ops import bandits as ops
 
 SUMMARY = "upper-confidence-bound action selection"
@@ -33,16 +34,13 @@ class Config(BanditConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.c >= 0, f"c must be >= 0, got {self.c}.")
-        check(self.step_size is None or 0 < self.step_size <= 1,
-              f"step_size must be in (0, 1], or None for sample averages; got {self.step_size}.")
+        check_step_size(self.step_size)
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-
-
-def preset(env: str | None = None, **overrides: Any) -> Config:
-    return configs.with_preset(Config, PRESETS, env, **overrides)
+load_policy = no_policy
 
 
 def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
@@ -58,7 +56,3 @@ def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool
             alpha = 1.0 / N[rows, A] if config.step_size is None else config.step_size
             Q[rows, A] = ops.incremental_update(Q[rows, A], R, alpha)
         return s.finish()
-
-
-def load_policy(payload: dict[str, Any]):
-    raise RLSuiteError(NO_POLICY)

@@ -3,7 +3,8 @@
 Dynamic programming (ch. 4): policy_evaluation, policy_iteration, value_iteration. They solve the
 env's model (`rlsuite.envs.tabular.FiniteMDP`) with `rlsuite.ops.dp`; the run-directory plumbing
 they share (build the model, write metrics/model/plots) is `DPConfig` and `record_dp_run` below,
-kept here so each algorithm file reads like its box in the book.
+kept here so each algorithm file reads like its box in the book; so are `DP_PRESETS`, the discount
+of each book example that policy and value iteration solve.
 Model-free control (ch. 5-8): mc_control, sarsa, expected_sarsa, q_learning, double_q_learning, dyna_q.
 """
 
@@ -41,6 +42,15 @@ class DPConfig(configs.BaseConfig):
         check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}.")
         check(self.tol > 0, f"tol must be > 0, got {self.tol}.")
         check(self.max_iterations >= 1, f"max_iterations must be >= 1, got {self.max_iterations}.")
+
+
+DP_PRESETS: dict[str, dict[str, Any]] = {
+    "GridWorld5x5-v0": {"gamma": 0.9},
+    "DynaMaze-v0": {"gamma": 0.95},
+    "GridWorld4x4-v0": {"gamma": 1.0},
+    "WindyGridWorld-v0": {"gamma": 1.0},
+}
+"""env id -> preset of policy_iteration and value_iteration: the discount of the book's example."""
 
 
 def build_mdp(config: DPConfig):

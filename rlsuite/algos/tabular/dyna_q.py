@@ -20,12 +20,12 @@ The model also remembers whether S' was terminal, so planning never bootstraps f
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
 from rlsuite.core.errors import check
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
@@ -34,40 +34,28 @@ SUMMARY = "Dyna-Q with n planning steps; Dyna-Q+ with an exploration bonus (--ka
 
 
 @dataclasses.dataclass(frozen=True)
-class DynaQConfig(configs.TrainConfig):
+class DynaQConfig(tabular.TabularControlConfig):
     env: str = "DynaMaze-v0"
-    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
     total_steps: int = 10_000
     """Environment steps to train for (planning steps are not counted)."""
     eval_every: int = 1_000
-    """Evaluate the greedy policy every this many steps (0: only at the end)."""
     eval_episodes: int = 1
     """Episodes per evaluation (1 is enough on a deterministic maze)."""
     checkpoint_every: int = 5_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
     log_every: int = 500
-    """Write averaged training metrics every this many steps."""
     gamma: float = 0.95
     """Discount factor (0.95 in Figure 8.2)."""
     alpha: float = 0.1
     """Step size of the Q-learning updates, real and planned, in (0, 1]."""
-    epsilon: float = 0.1
-    """Probability of a uniformly random action in the epsilon-greedy behaviour policy."""
     planning_steps: int = 5
     """n: simulated updates from the model after each real step (0 is plain one-step Q-learning)."""
     kappa: float = 0.0
     """Dyna-Q+ exploration bonus kappa sqrt(tau) in planning; 0 is plain Dyna-Q."""
-    eval_max_steps: int = 1_000
-    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
-        check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
-        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
         check(self.planning_steps >= 0, f"planning_steps must be >= 0, got {self.planning_steps}.")
         check(self.kappa >= 0, f"kappa must be >= 0 (0 is plain Dyna-Q), got {self.kappa}.")
-        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
 
 
 Config = DynaQConfig
@@ -77,9 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, planning_steps=5, total_steps=5_000, eval_every=500),
 }
 
-
-def preset(env: str | None = None, **overrides: Any) -> DynaQConfig:
-    return configs.with_preset(DynaQConfig, PRESETS, env, **overrides)
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -136,22 +122,8 @@ class Agent:
         return self.q
 
 
-def agent_factory(config: DynaQConfig):
-    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
-    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
-
-
-def averaged_returns(config: DynaQConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
-    """Online returns and steps per episode [runs, episodes] of independent agents (Figure 8.2)."""
-    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
-
-
-def train(config: DynaQConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-    """Train Dyna-Q(+) on config.env; returns the Run (directory, evaluations, timing)."""
-    return tabular.train_tabular("dyna_q", config, agent_factory(config), run_dir,
-                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
-
-
-def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
-    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
-    return tabular.load_greedy(payload)
+# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
+agent_factory = tabular.agent_factory(Agent)
+averaged_returns = tabular.averaged_returns_of(Agent)
+train = tabular.trainer("dyna_q", Agent)
+load_policy = tabular.load_greedy

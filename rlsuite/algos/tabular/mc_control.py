@@ -17,12 +17,12 @@ constant step size instead. An episode cut by a time limit is used as if it had 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
 from rlsuite.core.errors import check
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
@@ -31,32 +31,21 @@ SUMMARY = "first-visit Monte Carlo control with an epsilon-soft policy"
 
 
 @dataclasses.dataclass(frozen=True)
-class MCControlConfig(configs.TrainConfig):
+class MCControlConfig(tabular.TabularControlConfig):
     env: str = "FrozenLake-v1"
-    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
     total_steps: int = 100_000
-    """Environment steps to train for."""
     eval_every: int = 10_000
-    """Evaluate the greedy policy every this many steps (0: only at the end)."""
     checkpoint_every: int = 50_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
     log_every: int = 2_000
-    """Write averaged training metrics every this many steps."""
     gamma: float = 0.95
     """Discount factor."""
     alpha: float | None = None
     """Constant step size in (0, 1]; None (the book's box) averages all first-visit returns."""
     epsilon: float = 0.1
     """Probability of a uniformly random action in the epsilon-soft policy."""
-    eval_max_steps: int = 1_000
-    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
+    def check_alpha(self) -> None:
         check(self.alpha is None or 0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1] or None for sample averages, got {self.alpha}.")
-        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
-        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
 
 
 Config = MCControlConfig
@@ -65,9 +54,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "FrozenLake-v1": dict(gamma=0.95, epsilon=0.1, total_steps=100_000, eval_episodes=100),
 }
 
-
-def preset(env: str | None = None, **overrides: Any) -> MCControlConfig:
-    return configs.with_preset(MCControlConfig, PRESETS, env, **overrides)
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -109,22 +96,8 @@ class Agent:
         return self.q
 
 
-def agent_factory(config: MCControlConfig):
-    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
-    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
-
-
-def averaged_returns(config: MCControlConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
-    """Online returns and lengths [runs, episodes] of independent agents."""
-    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
-
-
-def train(config: MCControlConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-    """Train first-visit MC control on config.env; returns the Run (directory, evaluations, timing)."""
-    return tabular.train_tabular("mc_control", config, agent_factory(config), run_dir,
-                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
-
-
-def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
-    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
-    return tabular.load_greedy(payload)
+# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
+agent_factory = tabular.agent_factory(Agent)
+averaged_returns = tabular.averaged_returns_of(Agent)
+train = tabular.trainer("mc_control", Agent)
+load_policy = tabular.load_greedy

@@ -15,17 +15,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from rlsuite.algos.tabular import DPConfig, build_mdp, load_tabular_policy, record_dp_run
+from rlsuite.algos.tabular import DP_PRESETS, DPConfig, build_mdp, load_tabular_policy, record_dp_run
 from rlsuite.core import run as runs
 from rlsuite.ops import dp
 
 SUMMARY = "policy iteration: evaluation and greedy improvement until stable"
-PRESETS: dict[str, dict[str, Any]] = {
-    "GridWorld5x5-v0": {"gamma": 0.9},
-    "DynaMaze-v0": {"gamma": 0.95},
-    "GridWorld4x4-v0": {"gamma": 1.0},
-    "WindyGridWorld-v0": {"gamma": 1.0},
-}
+PRESETS = DP_PRESETS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,11 @@ the cliff (Example 6.6) it learns the edge path but falls off more often than SA
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
 
 import numpy as np
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import check
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
 
@@ -27,45 +25,14 @@ SUMMARY = "Q-learning"
 
 
 @dataclasses.dataclass(frozen=True)
-class QLearningConfig(configs.TrainConfig):
-    env: str = "CliffWalking-v1"
-    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
-    total_steps: int = 20_000
-    """Environment steps to train for."""
-    eval_every: int = 2_000
-    """Evaluate the greedy policy every this many steps (0: only at the end)."""
-    checkpoint_every: int = 10_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
-    log_every: int = 1_000
-    """Write averaged training metrics every this many steps."""
-    gamma: float = 1.0
-    """Discount factor (1: the undiscounted episodic task of the book's examples)."""
-    alpha: float = 0.5
-    """Step size of the TD update, in (0, 1]."""
-    epsilon: float = 0.1
-    """Probability of a uniformly random action in the epsilon-greedy behaviour policy."""
-    eval_max_steps: int = 1_000
-    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
-        check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
-        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
-        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
+class QLearningConfig(tabular.TabularControlConfig):
+    """Q-learning: the fields shared by tabular control methods (rlsuite.rollout.tabular)."""
 
 
 Config = QLearningConfig
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=20_000),
-    "FrozenLake-v1": dict(gamma=0.99, alpha=0.1, epsilon=0.1, total_steps=200_000, eval_every=20_000, eval_episodes=100),
-    "Taxi-v4": dict(gamma=0.99, alpha=0.5, epsilon=0.1, total_steps=100_000, eval_every=10_000),
-}
-
-
-def preset(env: str | None = None, **overrides: Any) -> QLearningConfig:
-    return configs.with_preset(QLearningConfig, PRESETS, env, **overrides)
+PRESETS = tabular.TD_PRESETS
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -87,22 +54,8 @@ class Agent:
         return self.q
 
 
-def agent_factory(config: QLearningConfig):
-    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
-    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
-
-
-def averaged_returns(config: QLearningConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
-    """Online returns and lengths [runs, episodes] of independent agents (Example 6.6's curves)."""
-    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
-
-
-def train(config: QLearningConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-    """Train Q-learning on config.env; returns the Run (directory, evaluations, timing)."""
-    return tabular.train_tabular("q_learning", config, agent_factory(config), run_dir,
-                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
-
-
-def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
-    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
-    return tabular.load_greedy(payload)
+# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
+agent_factory = tabular.agent_factory(Agent)
+averaged_returns = tabular.averaged_returns_of(Agent)
+train = tabular.trainer("q_learning", Agent)
+load_policy = tabular.load_greedy

@@ -17,13 +17,13 @@ A time-limit truncation is not a terminal state: the flushed returns then bootst
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import deque
 from typing import Any
 
 import numpy as np
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
 from rlsuite.core.errors import check
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
@@ -32,49 +32,25 @@ SUMMARY = "SARSA and n-step SARSA (--n)"
 
 
 @dataclasses.dataclass(frozen=True)
-class SarsaConfig(configs.TrainConfig):
-    env: str = "CliffWalking-v1"
-    """Gymnasium environment id with Discrete observations and actions (see `rlsuite list`)."""
-    total_steps: int = 20_000
-    """Environment steps to train for."""
-    eval_every: int = 2_000
-    """Evaluate the greedy policy every this many steps (0: only at the end)."""
-    checkpoint_every: int = 10_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
-    log_every: int = 1_000
-    """Write averaged training metrics every this many steps."""
-    gamma: float = 1.0
-    """Discount factor (1: the undiscounted episodic task of the book's examples)."""
-    alpha: float = 0.5
-    """Step size of the TD update, in (0, 1]."""
+class SarsaConfig(tabular.TabularControlConfig):
     epsilon: float = 0.1
     """Probability of a uniformly random action in the epsilon-greedy policy (learned and followed)."""
     n: int = 1
     """Steps before bootstrapping: 1 is one-step SARSA (eq. 6.7), n > 1 n-step SARSA (eq. 7.5)."""
-    eval_max_steps: int = 1_000
-    """Cut evaluation episodes after this many steps when the env has no time limit of its own."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
-        check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
-        check(0 <= self.epsilon <= 1, f"epsilon must be in [0, 1], got {self.epsilon}.")
         check(self.n >= 1, f"n (steps of n-step SARSA) must be >= 1 (1 is one-step SARSA), got {self.n}.")
-        check(self.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {self.eval_max_steps}.")
 
 
 Config = SarsaConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=20_000),
-    "WindyGridWorld-v0": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=8_000, eval_every=1_000),
-    "FrozenLake-v1": dict(gamma=0.99, alpha=0.1, epsilon=0.1, total_steps=200_000, eval_every=20_000, eval_episodes=100),
-    "Taxi-v4": dict(gamma=0.99, alpha=0.5, epsilon=0.1, total_steps=100_000, eval_every=10_000),
+    **tabular.TD_PRESETS,
+    "WindyGridWorld-v0": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=8_000, eval_every=1_000),  # Example 6.5
 }
 
-
-def preset(env: str | None = None, **overrides: Any) -> SarsaConfig:
-    return configs.with_preset(SarsaConfig, PRESETS, env, **overrides)
+preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -111,22 +87,8 @@ class Agent:
         return self.q
 
 
-def agent_factory(config: SarsaConfig):
-    """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
-    return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
-
-
-def averaged_returns(config: SarsaConfig, runs: int, episodes: int, make_env=None) -> tuple[np.ndarray, np.ndarray]:
-    """Online returns and lengths [runs, episodes] of independent agents (Example 6.6's curves)."""
-    return tabular.averaged_returns(agent_factory(config), make_env or config.env, runs, episodes, config.seed)
-
-
-def train(config: SarsaConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-    """Train (n-step) SARSA on config.env; returns the Run (directory, evaluations, timing)."""
-    return tabular.train_tabular("sarsa", config, agent_factory(config), run_dir,
-                                 overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
-
-
-def load_policy(payload: dict[str, Any]) -> tabular.GreedyPolicy:
-    """The greedy policy argmax_a Q(s, a) of a saved run; `.predict(states)` gives actions."""
-    return tabular.load_greedy(payload)
+# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
+agent_factory = tabular.agent_factory(Agent)
+averaged_returns = tabular.averaged_returns_of(Agent)
+train = tabular.trainer("sarsa", Agent)
+load_policy = tabular.load_greedy

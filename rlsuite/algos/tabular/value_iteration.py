@@ -17,17 +17,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rlsuite.algos.tabular import DPConfig, build_mdp, load_tabular_policy, record_dp_run
+from rlsuite.algos.tabular import DP_PRESETS, DPConfig, build_mdp, load_tabular_policy, record_dp_run
 from rlsuite.core import run as runs
 from rlsuite.ops import dp
 
 SUMMARY = "value iteration with a max-error stopping bound"
-PRESETS: dict[str, dict[str, Any]] = {
-    "GridWorld5x5-v0": {"gamma": 0.9},
-    "DynaMaze-v0": {"gamma": 0.95},
-    "GridWorld4x4-v0": {"gamma": 1.0},
-    "WindyGridWorld-v0": {"gamma": 1.0},
-}
+PRESETS = DP_PRESETS
 
 
 @dataclasses.dataclass(frozen=True)

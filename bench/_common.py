@@ -13,7 +13,6 @@ spent inside our evaluation callback; for rlsuite we take ``run.timing["train_se
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import os
 import platform
@@ -32,7 +31,6 @@ from stable_baselines3.common.vec_env import sync_envs_normalization
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 NEVER = math.inf  # "steps to reach X" when X was never reached
 
 # Benchmark the working tree, not whatever copy of rlsuite happens to be installed.
@@ -306,48 +304,15 @@ def environment_line() -> str:
             f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}); 1 torch thread")
 
 
-RESULTS_HEADER = """# Benchmark results
+def append_results(title: str, body: str) -> None:
+    from results import append_section
 
-Rows are appended by the scripts in `bench/` (never edited by hand). Each section is one run of one
-script: both libraries, seeds alternating (SB3 seed 0, rlsuite seed 0, SB3 seed 1, ...) on the same
-machine, one torch thread. Evaluations use deterministic actions on envs separate from training, each
-library in its own way: SB3 with `evaluate_policy` on one env (episodes one after another, as
-rl-baselines3-zoo does), rlsuite with its built-in evaluation. Reduced runs (fewer seeds or steps
-than the script's defaults) say so in their section title.
-
-Columns:
-- **library / seed**: `sb3` is Stable-Baselines3's PPO with rl-baselines3-zoo's tuned hyperparameters;
-  `rlsuite` is rlsuite's PPO with the same hyperparameters (CartPole) or its own preset (Pendulum).
-  `median` rows are over seeds; `rlsuite/SB3` rows divide rlsuite's median by SB3's.
-- **train steps/s**: env steps taken (both libraries finish their last rollout, so this can be a
-  little over the budget) / training wall-clock, where training wall-clock *excludes* the time spent
-  evaluating (and, for rlsuite, checkpointing). Higher is better.
-- **first >= T**: env steps at the first evaluation whose mean return reached the threshold T, as
-  recorded by the library (SB3: the multiple of the evaluation interval; rlsuite: the end of the
-  rollout that crossed it).
-- **sustained >= T**: env steps at the first evaluation from which every later evaluation also has
-  mean >= T ("never" if the last evaluation is below T). Lower is better.
-- **final eval**: mean return of the last evaluation.
-- **total s**: wall-clock for the whole run as measured by the benchmark (env and model creation,
-  training, evaluation, and rlsuite's run-directory writing). Lower is better.
-- **train s / eval s**: the two parts of the run: training time and time inside evaluations.
-- **reached T**: whether the first >= T evaluation came within the step budget.
-"""
-
-
-def append_results(section: str) -> None:
-    new = not RESULTS_MD.exists()
-    with RESULTS_MD.open("a", encoding="utf-8") as out:
-        if new:
-            out.write(RESULTS_HEADER)
-        out.write("\n" + section.rstrip() + "\n")
-    print(f"\nappended to {RESULTS_MD}")
+    append_section(title, body)
 
 
 def section_title(script: str, what: str, standard: bool) -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     flag = "" if standard else " (reduced run: not the benchmark's standard seeds/steps)"
-    return f"## {stamp}: `bench/{script}`, {what}{flag}"
+    return f"`bench/{script}`, {what}{flag}"
 
 
 def progress(record: dict, threshold: float) -> None:

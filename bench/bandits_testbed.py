@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import math
-import platform
 import sys
 import tempfile
 import time
@@ -34,9 +32,9 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from results import append_section  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 if str(BENCH_DIR.parent) not in sys.path:
     sys.path.insert(1, str(BENCH_DIR.parent))
 
@@ -158,22 +156,14 @@ def main() -> None:
         f"- rlsuite >= 20x faster than the reference loop: **{verdict(min(speedups) >= 20)}** (smallest {min(speedups):.0f}x)",
         f"- rlsuite within the book's tolerance: **{verdict(all(within))}** ({sum(within)}/{len(within)})",
     ])
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = (
-        f"## {stamp}: `bench/bandits_testbed.py`, 2,000 runs x 1,000 steps, seed {SEED}\n\n"
-        f"numpy {np.__version__}, gymnasium {gym.__version__}, Python {platform.python_version()}, {platform.machine()}; "
-        "shared machine, other processes were running. Book values are read off Sutton & Barto (2nd ed.) "
-        "Figures 2.2-2.5. Reference: a per-run Python loop of the book's pseudocode on single envs, "
-        f"timed on {args.ref_runs} runs and scaled to 2,000.\n\n{table}\n\n{targets}\n"
+    body = (
+        f"2,000 runs x 1,000 steps, seed {SEED}; numpy {np.__version__}, gymnasium {gym.__version__}. "
+        "Book values are read off Sutton & Barto (2nd ed.) Figures 2.2-2.5. Reference: a per-run Python loop "
+        f"of the book's pseudocode on single envs, timed on {args.ref_runs} runs and scaled to 2,000.\n\n{table}\n\n{targets}\n"
     )
     print("\n" + table + "\n\n" + targets)
     if not args.no_write:
-        new = not RESULTS_MD.exists()
-        with RESULTS_MD.open("a", encoding="utf-8") as out:
-            if new:
-                out.write("# Benchmark results\n\nSections are appended by the scripts in bench/.\n")
-            out.write("\n" + section)
-        print(f"\nappended to {RESULTS_MD}")
+        append_section(f"`bench/bandits_testbed.py`, 2,000 runs x 1,000 steps, seed {SEED}", body)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,16 @@ Usage: python bench/dp_vs_mdptoolbox.py [--no-write] [--quick]
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from results import append_section  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from rlsuite.envs.tabular import FiniteMDP
 from rlsuite.ops import dp
 
 TARGET = 1e-6
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def best_time(fn, repeats):
@@ -164,10 +161,7 @@ def main():
     text = "\n".join(lines + [""] + summary + big)
     print(text)
     if not args.no_write:
-        header = "# Benchmark results\n\nSections are appended by the scripts in bench/.\n" if not RESULTS.is_file() else ""
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        with RESULTS.open("a") as f:
-            f.write(f"{header}\n## dp_vs_mdptoolbox ({stamp}, {platform.machine()}, numpy {np.__version__}; shared machine, other processes running)\n\n{text}\n")
+        append_section(f"`bench/dp_vs_mdptoolbox.py`, numpy {np.__version__}", text)
 
 
 if __name__ == "__main__":

@@ -129,15 +129,11 @@ def main() -> None:
     summary = summarize(records)
     what = (f"{ENV_ID}, {args.seeds} seed(s) x {args.steps:,} steps, "
             f"eval every {EVAL_EVERY:,} steps ({EVAL_EPISODES} episodes)")
-    section = "\n\n".join([
-        c.section_title("ppo_cartpole.py", what, args.standard),
-        c.environment_line(),
-        table(records, summary),
-        targets(summary),
-    ])
-    print("\n" + section)
+    title = c.section_title("ppo_cartpole.py", what, args.standard)
+    body = "\n\n".join([c.environment_line(), table(records, summary), targets(summary)])
+    print("\n" + title + "\n\n" + body)
     if not args.no_write:
-        c.append_results(section)
+        c.append_results(title, body)
 
 
 if __name__ == "__main__":

@@ -135,15 +135,11 @@ def main() -> None:
     text, medians = table(records, args.steps)
     what = (f"{ENV_ID}, {args.seeds} seed(s) x {args.steps:,} steps, "
             f"eval every {EVAL_EVERY:,} steps ({EVAL_EPISODES} episodes)")
-    section = "\n\n".join([
-        c.section_title("ppo_pendulum.py", what, args.standard),
-        c.environment_line(),
-        text,
-        targets(medians, args.steps),
-    ])
-    print("\n" + section)
+    title = c.section_title("ppo_pendulum.py", what, args.standard)
+    body = "\n\n".join([c.environment_line(), text, targets(medians, args.steps)])
+    print("\n" + title + "\n\n" + body)
     if not args.no_write:
-        c.append_results(section)
+        c.append_results(title, body)
 
 
 if __name__ == "__main__":

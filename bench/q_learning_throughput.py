@@ -21,9 +21,6 @@ Run:  python bench/q_learning_throughput.py                      # 200k steps x 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,9 +29,9 @@ from time import perf_counter
 
 import gymnasium as gym
 import numpy as np
+from results import append_section  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 if str(BENCH_DIR.parent) not in sys.path:  # benchmark the working tree
     sys.path.insert(1, str(BENCH_DIR.parent))
 
@@ -138,15 +135,10 @@ def main() -> None:
     print(f"  ratio rlsuite/plain: {ratio:.2f}x   driver/plain: {driver_ratio:.2f}x")
     if args.no_write:
         return
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     reduced = "" if (args.steps, args.repeats) == (200_000, 3) else " (reduced run: not the standard steps/repeats)"
-    section = "\n".join([
-        f"## {stamp}: `bench/q_learning_throughput.py`, tabular Q-learning on {ENV_ID} vs a plain Python loop{reduced}",
-        "",
+    body = "\n".join([
         f"{args.steps:,} env steps x {args.repeats} repeats, alpha {ALPHA}, epsilon {EPSILON}, gamma {GAMMA}; "
-        f"Python {platform.python_version()}, gymnasium {gym.__version__}, {os.cpu_count()} CPU cores. "
-        "Training steps/s exclude evaluation, checkpoints and plotting; median over repeats; "
-        f"load average {os.getloadavg()[0]:.1f} when the run ended (other processes share the machine when > 0).",
+        f"gymnasium {gym.__version__}. Training steps/s exclude evaluation, checkpoints and plotting; median over repeats.",
         "",
         "| implementation | train steps/s | ratio to plain | greedy return per repeat |",
         "|---|---|---|---|",
@@ -156,12 +148,7 @@ def main() -> None:
         "",
         f"Whole `q_learning.train` call (run dir, final eval, checkpoint, model.pt, curve.png): median {statistics.median(totals):.2f}s.",
     ])
-    new = not RESULTS_MD.exists()
-    with RESULTS_MD.open("a", encoding="utf-8") as out:
-        if new:
-            out.write("# Benchmark results\n\nSections are appended by the scripts in `bench/` (never edited by hand).\n")
-        out.write("\n" + section + "\n")
-    print(f"\nappended to {RESULTS_MD}")
+    append_section(f"`bench/q_learning_throughput.py`, tabular Q-learning on {ENV_ID} vs a plain Python loop{reduced}", body)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rlsuite.core import api, config as configs, registry
+from rlsuite.core import api, registry
 from rlsuite.core.errors import RLSuiteError
 
 console = Console(highlight=False, soft_wrap=True)

@@ -33,9 +33,7 @@ from rlsuite.core.errors import CheckpointError, NonFiniteError
 from rlsuite.core.evaluation import ActFn, run_episodes
 from rlsuite.core.logging import MetricsLogger
 from rlsuite.core.run import Run, RunDir
-from rlsuite.core.seeding import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
-
-EVAL_SEED_OFFSET = 1_000_003
+from rlsuite.core.seeding import derive_seed, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 
 
 def setup_torch(config: configs.TrainConfig) -> torch.device:
@@ -177,7 +175,7 @@ class TrainingLoop:
         start = time.perf_counter()
         if self.eval_envs is None:
             self.eval_envs = self.make_eval_envs(self.config.eval_episodes)
-        seed = self.config.seed + EVAL_SEED_OFFSET * (len(self.evaluations) + 1)
+        seed = derive_seed(self.config.seed, "eval", len(self.evaluations))
         with torch.inference_mode():
             returns, lengths = run_episodes(self.act, self.eval_envs, seed)
         mean = float(returns.mean())

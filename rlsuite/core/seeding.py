@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def derive_seed(seed: int, *purpose: int | str) -> int:
+    """An independent seed for one purpose of a run (e.g. "train-envs", or ("eval", k)).
+
+    Gymnasium seeds sub-env i of a vector env with seed + i, so runs seeded 1 and 2 would share
+    most of their environment streams if both used their own seed directly.
+    """
+    words = [seed, *(zlib.crc32(p.encode()) if isinstance(p, str) else p for p in purpose)]
+    return int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)
 
 
 def rng_state() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from rlsuite.core import config as configs
 from rlsuite.core import run as runs
 from rlsuite.core.errors import check
 from rlsuite.core.loop import TrainingLoop, setup_torch
+from rlsuite.core.seeding import derive_seed
 from rlsuite.envs.vector import env_spaces, make_vector_env, require_spaces
 from rlsuite.ops import losses, returns
 from rlsuite.ops.distributions import Categorical, DiagGaussian
@@ -115,12 +116,14 @@ PRESETS: dict[str, dict[str, Any]] = {
                         learning_rate=1e-3, anneal_clip=True, ent_coef=0.0, vf_coef=1.0, total_steps=100_000, eval_every=5_000),
     "Acrobot-v1": dict(num_envs=16, num_steps=256, minibatch_size=64, update_epochs=4, gamma=0.99, gae_lambda=0.94,
                        normalize_obs=True, normalize_reward=True, anneal_lr=False, learning_rate=3e-4, total_steps=200_000, eval_every=20_000),
-    "Pendulum-v1": dict(num_envs=4, num_steps=1024, minibatch_size=64, update_epochs=10, gamma=0.9, gae_lambda=0.95,
-                        learning_rate=1e-3, anneal_lr=False, normalize_obs=True, normalize_reward=True, total_steps=200_000, eval_every=10_000),
+    # Tuned here (3 of 3 seeds above -300 from ~32k steps): the zoo's gamma 0.9 without gSDE leaves
+    # some policies stuck pushing one way at full torque; 0.95 does not.
+    "Pendulum-v1": dict(num_envs=4, num_steps=1024, minibatch_size=256, update_epochs=10, gamma=0.95, gae_lambda=0.95,
+                        learning_rate=1e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, total_steps=200_000, eval_every=10_000),
     "MountainCarContinuous-v0": dict(num_envs=1, num_steps=256, minibatch_size=256, update_epochs=10, gamma=0.9999,
                                      gae_lambda=0.9, learning_rate=7.77e-5, ent_coef=0.00429, clip_coef=0.1, max_grad_norm=5.0,
                                      vf_coef=0.19, log_std_init=-1.0, normalize_obs=True, normalize_reward=True,
-                                     total_steps=50_000, eval_every=5_000),
+                                     total_steps=100_000, eval_every=5_000),
 }
 
 
@@ -266,7 +269,7 @@ def train(config: PPOConfig, run_dir=None, *, overwrite: bool = False, resume: b
         resume=resume, quiet=quiet, callbacks=callbacks,
     )
     with loop:
-        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=config.seed)[0], "prev_done": np.zeros(config.num_envs, bool)})
+        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=derive_seed(config.seed, "train-envs"))[0], "prev_done": np.zeros(config.num_envs, bool)})
         carry.setdefault("kl_coef", config.kl_coef)
         while loop.running():
             remaining = 1.0 - loop.step / config.total_steps

@@ -59,8 +59,6 @@ class FiniteMDP:
         S, A = self.n_states, self.n_actions
         if self.R.shape != (S, A) or self.done.shape != (S, A) or self.indptr.shape != (S * A + 1,):
             raise MDPError(f"inconsistent shapes: R {self.R.shape} and done {self.done.shape} must be ({S}, {A}), indptr {self.indptr.shape} must be ({S * A + 1},).")
-        # Per-row sums let reductions skip empty rows without Python loops.
-        object.__setattr__(self, "_nonempty", np.diff(self.indptr) > 0)
 
     # --- constructors ---------------------------------------------------------------------
 
@@ -106,35 +104,34 @@ class FiniteMDP:
     def from_transitions(cls, n_states: int, n_actions: int, table: Callable[[int, int], Iterable[tuple[float, int, float, bool]]], **kwargs) -> FiniteMDP:
         """From table(s, a) -> [(prob, next_state, reward, terminal), ...] (toy-text `P` layout)."""
         S, A = int(n_states), int(n_actions)
-        counts = np.zeros(S * A, dtype=np.int64)
-        indices: list[int] = []
-        probs: list[float] = []
-        R = np.zeros((S, A))
-        done = np.zeros((S, A))
+        rows: list[int] = []
+        outcomes: list = []
         for s in range(S):
             for a in range(A):
                 try:
-                    outcomes = list(table(s, a))
+                    listed = list(table(s, a))
                 except (KeyError, IndexError):
                     raise MDPError(f"the model has no transitions for (s={s}, a={a}); every state needs all {A} actions.") from None
-                if not outcomes:
+                if not listed:
                     raise MDPError(f"(s={s}, a={a}) has an empty list of transitions; give at least one (prob, next_state, reward, terminal).")
-                for outcome in outcomes:
+                for outcome in listed:
                     if len(outcome) != 4:
                         raise MDPError(f"transitions of (s={s}, a={a}) must be (prob, next_state, reward, terminal) tuples, got {outcome!r}.")
-                    p, s2, r, terminal = outcome
-                    p, s2 = float(p), int(s2)
-                    if p < 0:
-                        raise MDPError(f"negative transition probability {p} at (s={s}, a={a}) -> s'={s2}.")
-                    if not 0 <= s2 < S:
-                        raise MDPError(f"(s={s}, a={a}) leads to state {s2}, outside [0, {S}).")
-                    R[s, a] += p * float(r)
-                    if terminal:
-                        done[s, a] += p
-                    else:
-                        indices.append(s2)
-                        probs.append(p)
-                        counts[s * A + a] += 1
+                rows += [s * A + a] * len(listed)
+                outcomes += listed
+        # One array of all outcomes, then vectorized checks and sums (a loop per outcome is slow).
+        p, s2, r, terminal = np.array(outcomes, dtype=np.float64).T
+        rows = np.asarray(rows)
+        for bad, what in ((p < 0, "negative transition probability {p}"), ((s2 < 0) | (s2 >= S) | (s2 != np.round(s2)), "next state {s2:g} outside [0, {S})")):
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise MDPError(f"(s={rows[i] // A}, a={rows[i] % A}): " + what.format(p=p[i], s2=s2[i], S=S) + ".")
+        R = np.bincount(rows, weights=p * r, minlength=S * A).reshape(S, A)
+        is_terminal = terminal != 0
+        done = np.bincount(rows[is_terminal], weights=p[is_terminal], minlength=S * A).reshape(S, A)
+        kept = ~is_terminal
+        indices, probs = s2[kept].astype(np.int64), p[kept]
+        counts = np.bincount(rows[kept], minlength=S * A)
         indptr = np.concatenate([[0], np.cumsum(counts)])
         return cls.from_csr(S, A, indptr, indices, probs, R, done, **kwargs)
 
@@ -218,19 +215,32 @@ class FiniteMDP:
 
     def expected_next(self, v: np.ndarray) -> np.ndarray:
         """sum_{s'} p(s' | s, a) v(s') over non-terminating transitions, shape [S, A]."""
-        weighted = self.probs * v[self.indices]
-        out = np.zeros(self.n_states * self.n_actions)
-        if len(weighted):
-            sums = np.add.reduceat(weighted, self.indptr[:-1][self._nonempty])  # type: ignore[attr-defined]
-            out[self._nonempty] = sums  # type: ignore[attr-defined]
-        return out.reshape(self.n_states, self.n_actions)
+        return (self.sparse() @ v).reshape(self.n_states, self.n_actions)
+
+    def sparse(self):
+        """P as a SciPy CSR matrix [S*A, S'] (built once and cached), for compiled mat-vecs."""
+        cached = self.__dict__.get("_sparse")
+        if cached is None:
+            import scipy.sparse
+
+            cached = scipy.sparse.csr_matrix((self.probs, self.indices, self.indptr), shape=(self.n_states * self.n_actions, self.n_states))
+            object.__setattr__(self, "_sparse", cached)
+        return cached
 
     def dense(self) -> np.ndarray:
-        """P as a dense [S, A, S'] array of continuation probabilities (small MDPs only)."""
-        P = np.zeros((self.n_states * self.n_actions, self.n_states))
-        rows = np.repeat(np.arange(self.n_states * self.n_actions), np.diff(self.indptr))
-        np.add.at(P, (rows, self.indices), self.probs)
-        return P.reshape(self.n_states, self.n_actions, self.n_states)
+        """P as a dense [S, A, S'] array of continuation probabilities (small MDPs only).
+
+        Built once and cached (read-only): exact policy evaluation asks for it every iteration.
+        """
+        cached = self.__dict__.get("_dense")
+        if cached is None:
+            P = np.zeros((self.n_states * self.n_actions, self.n_states))
+            rows = np.repeat(np.arange(self.n_states * self.n_actions), np.diff(self.indptr))
+            np.add.at(P, (rows, self.indices), self.probs)
+            cached = P.reshape(self.n_states, self.n_actions, self.n_states)
+            cached.flags.writeable = False
+            object.__setattr__(self, "_dense", cached)
+        return cached
 
     def policy_matrix(self, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, indices, probs, r_pi) of P_pi = sum_a pi(a|s) P[s, a] for pi of shape [S, A]."""

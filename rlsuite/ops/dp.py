@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse
 
 from rlsuite.core.errors import ConfigError, RLSuiteError
 from rlsuite.envs.tabular import FiniteMDP
@@ -118,14 +119,6 @@ def greedy_policy(q: np.ndarray, current: np.ndarray | None = None, atol: float 
     return np.where(keep, current, best)
 
 
-def _matvec(indptr: np.ndarray, indices: np.ndarray, probs: np.ndarray, v: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(indptr) - 1)
-    nonempty = np.diff(indptr) > 0
-    if len(indices):
-        out[nonempty] = np.add.reduceat(probs * v[indices], indptr[:-1][nonempty])
-    return out
-
-
 def policy_evaluation(
     mdp: FiniteMDP, policy: np.ndarray, gamma: float, tol: float = 1e-8, max_iterations: int = 100_000, v0: np.ndarray | None = None
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
@@ -139,11 +132,12 @@ def policy_evaluation(
     if gamma == 1.0:
         _require_episodic(mdp, pi > 0, "this policy")
     indptr, indices, probs, r_pi = mdp.policy_matrix(pi)
+    P_pi = scipy.sparse.csr_matrix((probs, indices, indptr), shape=(mdp.n_states, mdp.n_states))
     threshold = stopping_threshold(gamma, tol)
     v = np.zeros(mdp.n_states) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
     history = []
     for k in range(1, max_iterations + 1):
-        v_new = r_pi + gamma * _matvec(indptr, indices, probs, v)
+        v_new = r_pi + gamma * (P_pi @ v)
         delta = float(np.max(np.abs(v_new - v)))
         v = v_new
         history.append({"iteration": k, "max_change": delta, "error_bound": _bound(gamma, delta)})
@@ -163,11 +157,13 @@ def policy_evaluation_exact(mdp: FiniteMDP, policy: np.ndarray, gamma: float) ->
     pi = as_stochastic(mdp, policy)
     if gamma == 1.0:
         _require_episodic(mdp, pi > 0, "this policy")
-    indptr, indices, probs, r_pi = mdp.policy_matrix(pi)
-    A = np.eye(mdp.n_states)
-    rows = np.repeat(np.arange(mdp.n_states), np.diff(indptr))
-    np.add.at(A, (rows, indices), -gamma * probs)
-    return np.linalg.solve(A, r_pi)
+    P, states = mdp.dense(), np.arange(mdp.n_states)
+    policy = np.asarray(policy)
+    if policy.ndim == 1:  # deterministic: rows of P and R, no sum over actions
+        P_pi, r_pi = P[states, policy], mdp.R[states, policy]
+    else:
+        P_pi, r_pi = np.einsum("sa,sat->st", pi, P), (pi * mdp.R).sum(axis=1)
+    return np.linalg.solve(np.eye(mdp.n_states) - gamma * P_pi, r_pi)
 
 
 def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-6, max_iterations: int = 100_000, v0: np.ndarray | None = None) -> DPResult:

@@ -215,6 +215,9 @@ class FiniteMDP:
 
     def expected_next(self, v: np.ndarray) -> np.ndarray:
         """sum_{s'} p(s' | s, a) v(s') over non-terminating transitions, shape [S, A]."""
+        dense = self.__dict__.get("_dense")  # built by exact evaluation of small MDPs: no CSR needed then
+        if dense is not None:
+            return dense @ v
         return (self.sparse() @ v).reshape(self.n_states, self.n_actions)
 
     def sparse(self):

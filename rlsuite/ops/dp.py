@@ -59,7 +59,7 @@ def check_solvable(mdp: FiniteMDP, gamma: float) -> float:
     """Raise ConfigError unless value / policy iteration may run with this gamma (module docstring)."""
     gamma = check_gamma(gamma)
     if gamma == 1.0:
-        _require_episodic(mdp, None, "every policy")
+        _require_episodic(mdp, None, "no policy ever terminates")
     return gamma
 
 
@@ -76,7 +76,7 @@ def _require_episodic(mdp: FiniteMDP, allowed: np.ndarray | None, what: str) -> 
     stuck = np.flatnonzero(~mdp.terminating_states(allowed))
     if stuck.size:
         raise ConfigError(
-            f"gamma = 1 needs an episodic task, but {what} never terminates from state {stuck[0]} "
+            f"gamma = 1 needs an episodic task, but from state {stuck[0]} {what} "
             f"({stuck.size} such states in {mdp.name}). Use gamma < 1 (e.g. 0.99) for a continuing task."
         )
 
@@ -130,7 +130,7 @@ def policy_evaluation(
     gamma = check_gamma(gamma)
     pi = as_stochastic(mdp, policy)
     if gamma == 1.0:
-        _require_episodic(mdp, pi > 0, "this policy")
+        _require_episodic(mdp, pi > 0, "this policy never terminates")
     indptr, indices, probs, r_pi = mdp.policy_matrix(pi)
     P_pi = scipy.sparse.csr_matrix((probs, indices, indptr), shape=(mdp.n_states, mdp.n_states))
     threshold = stopping_threshold(gamma, tol)
@@ -156,7 +156,7 @@ def policy_evaluation_exact(mdp: FiniteMDP, policy: np.ndarray, gamma: float) ->
     gamma = check_gamma(gamma)
     pi = as_stochastic(mdp, policy)
     if gamma == 1.0:
-        _require_episodic(mdp, pi > 0, "this policy")
+        _require_episodic(mdp, pi > 0, "this policy never terminates")
     P, states = mdp.dense(), np.arange(mdp.n_states)
     policy = np.asarray(policy)
     if policy.ndim == 1:  # deterministic: rows of P and R, no sum over actions
@@ -171,7 +171,7 @@ def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-6, max_iterati
     of the module docstring; the returned policy is greedy w.r.t. the final V."""
     gamma = check_gamma(gamma)
     if gamma == 1.0:
-        _require_episodic(mdp, None, "every policy")
+        _require_episodic(mdp, None, "no policy ever terminates")
     threshold = stopping_threshold(gamma, tol)
     v = np.zeros(mdp.n_states) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
     history, converged, k = [], False, 0
@@ -198,7 +198,7 @@ def policy_iteration(
     """
     gamma = check_gamma(gamma)
     if gamma == 1.0:
-        _require_episodic(mdp, None, "every policy")
+        _require_episodic(mdp, None, "no policy ever terminates")
     exact = mdp.n_states <= EXACT_MAX_STATES if exact is None else exact
     if policy0 is not None:
         policy = np.asarray(policy0).copy()

@@ -120,3 +120,17 @@ def test_resume_when_envs_cannot_be_pickled_warns_and_continues(tmp_path, monkey
     with pytest.warns(UserWarning, match="could not be saved"):
         resumed = ppo.train(config, tmp_path / "r", resume=True, quiet=True)
     assert resumed.step == 1024 and not resumed.interrupted
+
+
+def read_column(run_dir, name):
+    header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
+    column = header.split(",").index(name)
+    return [float(row.split(",")[column]) for row in rows]
+
+
+def test_target_kl_stops_the_epochs_early(tmp_path):
+    common = dict(SMALL, update_epochs=8, total_steps=512, log_every=128)
+    ppo.train(ppo.preset("CartPole-v1", target_kl=1e-12, **common), tmp_path / "stop", quiet=True)
+    ppo.train(ppo.preset("CartPole-v1", **common), tmp_path / "full", quiet=True)
+    assert set(read_column(tmp_path / "stop", "losses/epochs")) == {1.0}  # any KL exceeds 1e-12 after one epoch
+    assert set(read_column(tmp_path / "full", "losses/epochs")) == {8.0}

@@ -154,3 +154,10 @@ def test_nan_loss_stops_names_the_quantity_and_keeps_the_last_good_checkpoint(tm
     assert saved["step"] == 256
     assert all(torch.isfinite(t).all() for t in saved["modules"]["agent"].values())
     assert yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())["status"] == "failed"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_fails_before_creating_the_run_dir(tmp_path, capsys):
+    assert train("--device", "cuda", "--run-dir", "run") == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -254,8 +254,8 @@ def train(config: PPOConfig, run_dir=None, *, overwrite: bool = False, resume: b
     """Train PPO; returns the Run (directory, evaluations, timing). See rlsuite.core.loop."""
     obs_space, action_space = env_spaces(config.env)
     require_spaces("ppo", config.env, obs_space, action_space)
+    device = setup_torch(config)  # an unavailable device fails here, before the run directory exists
     run = runs.prepare("ppo", config, run_dir, overwrite=overwrite, resume=resume)
-    device = setup_torch(config)
     agent = ActorCritic(obs_space, action_space, config).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
     rollout = Rollout.allocate(

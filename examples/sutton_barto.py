@@ -201,6 +201,9 @@ def figure3_5(out: Path) -> Path:
 
 def figure4_1(out: Path) -> Path:
     mdp = FiniteMDP.from_gymnasium("GridWorld4x4-v0")
+    for k in (1, 2, 3, 10):  # the figure's left column, printed: v_k after k sweeps
+        v_k, _ = dp.policy_evaluation(mdp, dp.uniform_policy(mdp), gamma=1.0, sweeps=k)
+        print(f"  figure 4.1: v_{k} rows {[np.round(row, 1).tolist() for row in v_k.reshape(4, 4)]}")
     v, _ = dp.policy_evaluation(mdp, dp.uniform_policy(mdp), gamma=1.0, tol=1e-8)
     greedy = dp.greedy_policy(dp.q_from_v(mdp, v, 1.0))
     greedy[[0, 15]] = NO_ARROW  # the terminal corners have no action

@@ -120,13 +120,17 @@ def greedy_policy(q: np.ndarray, current: np.ndarray | None = None, atol: float 
 
 
 def policy_evaluation(
-    mdp: FiniteMDP, policy: np.ndarray, gamma: float, tol: float = 1e-8, max_iterations: int = 100_000, v0: np.ndarray | None = None
+    mdp: FiniteMDP, policy: np.ndarray, gamma: float, tol: float = 1e-8, max_iterations: int = 100_000, v0: np.ndarray | None = None,
+    sweeps: int | None = None,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Iterative policy evaluation (box of Section 4.1, synchronous): V <- r_pi + gamma P_pi V.
 
     Returns (V, history) with ||V - v_pi|| < tol for gamma < 1 (see the module docstring).
-    Raises NotConvergedError after max_iterations sweeps.
+    Raises NotConvergedError after max_iterations sweeps. With `sweeps`, returns v_k after exactly
+    that many sweeps instead (Figure 4.1's left column), whatever its error.
     """
+    if sweeps is not None and sweeps < 0:
+        raise ConfigError(f"sweeps must be >= 0, got {sweeps}.")
     gamma = check_gamma(gamma)
     pi = as_stochastic(mdp, policy)
     if gamma == 1.0:
@@ -136,13 +140,15 @@ def policy_evaluation(
     threshold = stopping_threshold(gamma, tol)
     v = np.zeros(mdp.n_states) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
     history = []
-    for k in range(1, max_iterations + 1):
+    for k in range(1, (max_iterations if sweeps is None else sweeps) + 1):
         v_new = r_pi + gamma * (P_pi @ v)
         delta = float(np.max(np.abs(v_new - v)))
         v = v_new
         history.append({"iteration": k, "max_change": delta, "error_bound": _bound(gamma, delta)})
-        if delta < threshold:
+        if sweeps is None and delta < threshold:
             return v, history
+    if sweeps is not None:
+        return v, history
     raise NotConvergedError(f"policy evaluation did not reach tol={tol} in {max_iterations} sweeps (last change {delta:.3g}); raise max_iterations or tol.")
 
 

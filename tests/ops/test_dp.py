@@ -151,3 +151,27 @@ def test_gamma_one_on_episodic_tasks():
     always_up = np.zeros(16, dtype=np.int64)  # bumps into the top wall forever from row 0
     with pytest.raises(ConfigError, match="never terminates"):
         dp.policy_evaluation(grid, always_up, 1.0)
+
+
+# Figure 4.1, left column: v_k of the equiprobable random policy after k synchronous sweeps
+# (the book prints one decimal, truncated: -1.75 shows as -1.7).
+FIG_4_1_SWEEPS = {
+    1: [[0.0, -1.0, -1.0, -1.0], [-1.0, -1.0, -1.0, -1.0], [-1.0, -1.0, -1.0, -1.0], [-1.0, -1.0, -1.0, 0.0]],
+    2: [[0.0, -1.7, -2.0, -2.0], [-1.7, -2.0, -2.0, -2.0], [-2.0, -2.0, -2.0, -1.7], [-2.0, -2.0, -1.7, 0.0]],
+    3: [[0.0, -2.4, -2.9, -3.0], [-2.4, -2.9, -3.0, -2.9], [-2.9, -3.0, -2.9, -2.4], [-3.0, -2.9, -2.4, 0.0]],
+    10: [[0.0, -6.1, -8.4, -9.0], [-6.1, -7.7, -8.4, -8.4], [-8.4, -8.4, -7.7, -6.1], [-9.0, -8.4, -6.1, 0.0]],
+}
+
+
+@pytest.mark.parametrize("k", sorted(FIG_4_1_SWEEPS))
+def test_figure_4_1_values_after_k_sweeps(k):
+    mdp = FiniteMDP.from_gymnasium("GridWorld4x4-v0")
+    v, history = dp.policy_evaluation(mdp, dp.uniform_policy(mdp), 1.0, sweeps=k)
+    assert len(history) == k
+    np.testing.assert_allclose(v.reshape(4, 4), FIG_4_1_SWEEPS[k], atol=0.1)
+
+
+def test_sweeps_must_not_be_negative():
+    mdp = FiniteMDP.from_gymnasium("GridWorld4x4-v0")
+    with pytest.raises(ConfigError, match="sweeps must be >= 0"):
+        dp.policy_evaluation(mdp, dp.uniform_policy(mdp), 1.0, sweeps=-1)

@@ -109,7 +109,7 @@ def cmd_plot(ns: argparse.Namespace, rest: list[str]) -> int:
     missing = [d for d in ns.run_dirs if not Path(d).is_dir()]
     if missing:
         raise RLSuiteError(f"no such run directory: {', '.join(missing)}")
-    out = plot_runs([Path(d) for d in ns.run_dirs], Path(ns.out), title=ns.title, metric=ns.metric)
+    out = plot_runs([Path(d) for d in ns.run_dirs], Path(ns.out), title=ns.title, metric=ns.metric, logy=ns.logy)
     console.print(f"Wrote {out}")
     return 0
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="curves.png")
     p.add_argument("--title")
     p.add_argument("--metric", help="a metrics.csv column to plot instead of the evaluation return, e.g. charts/episodic_return")
+    p.add_argument("--logy", action="store_true", help="logarithmic y axis (e.g. for DP's --metric max_change)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("list", help="list algorithms and environments")

@@ -59,7 +59,19 @@ def group_labels(run_dirs: list[Path]) -> dict[Path, str]:
     return labels
 
 
-def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, metric: str | None = None) -> Path:
+X_LABELS = {"bandit": "step (pulls per run)", "dp": "iteration (sweeps)"}
+"""x axis of an algorithm family whose metrics.csv `step` column is not environment steps."""
+
+
+def x_label(run_dirs: list[Path]) -> str:
+    from rlsuite.core.registry import ALGORITHMS
+
+    families = {getattr(ALGORITHMS.get(run_identity(d)[0]), "family", None) for d in run_dirs}
+    labels = {X_LABELS.get(family, "environment steps") for family in families}
+    return labels.pop() if len(labels) == 1 else "step"
+
+
+def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, metric: str | None = None, logy: bool = False) -> Path:
     """Draw a curve per configuration; seeds of one configuration give mean and min-max band."""
     import matplotlib
 
@@ -88,8 +100,10 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, metric:
         ax.fill_between(grid, np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), color=line.get_color(), alpha=0.2, lw=0)
     if not groups:
         ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("environment steps")
+    ax.set_xlabel(x_label(run_dirs))
     ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
     ax.set_title(title or ("learning curves" if len(groups) > 1 else "learning curve"))
     ax.grid(alpha=0.3)
     if groups:

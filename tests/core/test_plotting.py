@@ -3,7 +3,7 @@ import csv
 import pytest
 
 from rlsuite.core.errors import RLSuiteError
-from rlsuite.core.plotting import group_labels, plot_runs, read_curve
+from rlsuite.core.plotting import group_labels, plot_runs, read_curve, x_label
 
 
 def fake_run(root, name, algo="ppo", seed=1, gamma=0.99, evals=((100, 1.0), (200, 3.0))):
@@ -39,3 +39,14 @@ def test_metric_column_and_missing_column(tmp_path):
     assert steps.tolist() == [100, 200] and values.tolist() == [0.5, 0.25] and label == "losses/value_loss"
     with pytest.raises(RLSuiteError, match="no column 'nope'"):
         read_curve(run, "nope")
+
+
+def test_x_axis_follows_the_algorithm_family(tmp_path):
+    ppo_run = fake_run(tmp_path, "p", algo="ppo")
+    bandit_run = fake_run(tmp_path, "b", algo="ucb")
+    dp_run = fake_run(tmp_path, "d", algo="value_iteration")
+    assert x_label([ppo_run]) == "environment steps"
+    assert x_label([bandit_run]) == "step (pulls per run)"
+    assert x_label([dp_run]) == "iteration (sweeps)"
+    assert x_label([ppo_run, bandit_run]) == "step"
+    assert plot_runs([dp_run], tmp_path / "log.png", logy=True).stat().st_size > 1000

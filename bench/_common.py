@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -300,8 +298,7 @@ def environment_line() -> str:
     except (OSError, subprocess.CalledProcessError):
         commit = "no commit yet"
     return (f"rlsuite {commit}; SB3 {stable_baselines3.__version__}; torch {torch.__version__}; "
-            f"gymnasium {gymnasium.__version__}; Python {platform.python_version()}; "
-            f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}); 1 torch thread")
+            f"gymnasium {gymnasium.__version__}; 1 torch thread")  # machine and Python: results.machine_line
 
 
 def append_results(title: str, body: str) -> None:

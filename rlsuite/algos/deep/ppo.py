@@ -211,9 +211,7 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
     if whole_batch and config.normalize_advantages:
         advantages = returns.normalize(advantages)
     stats: list[Tensor] = []
-    epochs = 0
-    for _ in range(config.update_epochs):
-        epochs += 1
+    for epochs in range(1, config.update_epochs + 1):
         epoch_stats = []
         for idx in [slice(None)] if whole_batch else torch.randperm(n, device=obs.device).split(config.minibatch_size):
             dist, values = agent(obs[idx])

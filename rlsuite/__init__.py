@@ -4,21 +4,25 @@
     run = rlsuite.train("ppo", "CartPole-v1", seed=1)
     policy = rlsuite.load(run.dir)
     action = policy.act(obs)
+    rlsuite.open_run(run.dir).evaluations      # column name -> NumPy array
 
 Algorithm modules are reachable by name too: `from rlsuite import ppo` gives
-rlsuite/algos/deep/ppo.py, with `ppo.PPOConfig`, `ppo.preset(env)` and `ppo.train(config)`.
+rlsuite/algos/deep/ppo.py, with `ppo.PPOConfig`, `ppo.preset(env)`, `ppo.train(config)` and
+`ppo.SPEC`, the declaration the registry and CLI read.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from rlsuite.core.api import load, make_config, resume, train  # noqa: E402
+from rlsuite.api import load, make_config, open_run, resume, train  # noqa: E402
 
-__all__ = ["load", "make_config", "resume", "train", "__version__"]
+__all__ = ["load", "make_config", "open_run", "resume", "train", "__version__"]
 
 
 def __getattr__(name: str):
-    from rlsuite.core.registry import ALGORITHMS, get
+    import importlib
+
+    from rlsuite.core.registry import ALGORITHMS
 
     if name in ALGORITHMS:
-        return get(name)
+        return importlib.import_module(ALGORITHMS[name].module)
     raise AttributeError(f"module 'rlsuite' has no attribute {name!r}")

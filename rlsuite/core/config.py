@@ -7,6 +7,7 @@ a YAML file < explicit overrides (command-line flags or keyword arguments).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,9 +15,40 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rlsuite.core.errors import ConfigError, check, suggest
+from rlsuite.errors import ConfigError, check, suggest
 
 C = TypeVar("C", bound="BaseConfig")
+
+
+SEED_LIMIT = 2**32
+"""Seeds must be below this: NumPy's legacy global seed (and many envs) take 32-bit seeds."""
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+BUDGET_UNITS = ("env steps", "episodes", "sweeps", "iterations", "pulls", "optimizer steps", "tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long a run trains: `total` units of `unit` (env steps, sweeps, optimizer steps, ...)."""
+
+    total: int
+    unit: str
+
+    def __post_init__(self) -> None:
+        check(self.unit in BUDGET_UNITS, f"budget unit must be one of {', '.join(BUDGET_UNITS)}; got {self.unit!r}.")
+        check(self.total > 0, f"the budget must be > 0 {self.unit}, got {self.total}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When the loop evaluates, checkpoints and writes metrics, in budget units (0: never on a
+    count). Checkpoints are also taken every `checkpoint_seconds` of wall-clock, so a killed
+    run loses at most that much work, and always at the end and on Ctrl-C or SIGTERM."""
+
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    checkpoint_seconds: float = 60.0
+    log_every: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,15 +56,15 @@ class BaseConfig:
     """Fields every run has."""
 
     seed: int = 1
-    """Seed for Python, NumPy, torch and the environments."""
+    """Seed for Python, NumPy, torch and the environments (0 <= seed < 2**32)."""
 
     def __post_init__(self) -> None:
-        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}.")
+        check(0 <= self.seed < SEED_LIMIT, f"seed must be in [0, 2**32 - 1], got {self.seed}.")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(BaseConfig):
-    """Fields every run that trains on a Gymnasium environment for a step budget has."""
+    """Fields every run that trains on a Gymnasium environment for a budget of env steps has."""
 
     env: str = "CartPole-v1"
     """Gymnasium environment id (see `rlsuite list`)."""
@@ -42,14 +74,12 @@ class TrainConfig(BaseConfig):
     """Evaluate the deterministic policy every this many steps (0: only at the end)."""
     eval_episodes: int = 10
     """Episodes per evaluation, run at once as one vector env on a separate seed."""
-    checkpoint_every: int = 50_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
+    checkpoint_every: int = 0
+    """Also save a resumable checkpoint every this many steps (0: by time only)."""
+    checkpoint_minutes: float = 1.0
+    """Save a resumable checkpoint at least this often (and always at the end, on Ctrl-C and SIGTERM)."""
     log_every: int = 2_000
     """Write averaged training metrics every this many steps."""
-    device: str = "auto"
-    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
-    torch_threads: int = 1
-    """Threads torch may use on CPU (0: torch's default). One is fastest for small networks."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,11 +87,33 @@ class TrainConfig(BaseConfig):
         check(self.eval_every >= 0, f"eval_every must be >= 0 (0 evaluates only at the end), got {self.eval_every}.")
         check(self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}.")
         check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}.")
+        check(self.checkpoint_minutes > 0, f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}.")
         check(self.log_every > 0, f"log_every must be > 0, got {self.log_every}.")
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.total_steps, "env steps")
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.eval_every, self.checkpoint_every, 60.0 * self.checkpoint_minutes, self.log_every)
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchConfig(TrainConfig):
+    """TrainConfig plus where torch runs: the fields of every neural-network algorithm."""
+
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    torch_threads: int = 1
+    """Threads torch may use on CPU (0: torch's default). One is fastest for small networks."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.torch_threads >= 0, f"torch_threads must be >= 0, got {self.torch_threads}.")
         check(
-            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps",
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}.",
+            DEVICE_PATTERN.fullmatch(self.device) is not None,
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU index) or 'mps', got {self.device!r}.",
         )
 
 
@@ -132,10 +184,18 @@ def override(config: C, **overrides: Any) -> C:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give a YAML file of field: value lines.")
+    if not path.exists():
         raise ConfigError(f"config file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text file (it is binary); give a YAML file of field: value lines.") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}.") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -143,8 +203,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def save_yaml(config: BaseConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+def dump_yaml(config: BaseConfig) -> bytes:
+    return yaml.safe_dump(to_dict(config), sort_keys=False).encode()
 
 
 def with_preset(cls: type[C], presets: dict[str, dict[str, Any]], env: str | None = None, **overrides: Any) -> C:

@@ -1,144 +1,159 @@
 """The run directory: one folder per training run, holding everything it produced.
 
     runs/ppo-CartPole-v1-seed1/
-        run.yaml        algorithm, status, steps done, rlsuite version
+        run.yaml        format, algorithm, status, step, budget and its unit, the files written
         config.yaml     the resolved config (re-usable with --config)
-        metrics.csv     averaged training metrics every log_every steps
-        eval.csv        one row per evaluation (step, mean, std, min, max, episodes)
+        metrics.csv     averaged training metrics every log_every budget units
+        eval.csv        one row per evaluation: step and what the algorithm's evaluate() returned
+        episodes.csv    one row per finished training episode (Gymnasium runs)
         tb/             TensorBoard event files
-        checkpoint.pt   latest resumable checkpoint (atomic)
-        model.pt        final policy, loadable with rlsuite.load(run_dir)
-        curve.png       learning curve
+        checkpoints/    ckpt-NNNNNN/: the latest resumable checkpoint (see rlsuite.core.checkpoint)
+        model/          the final artifact (rlsuite.load reads it, or the checkpoint's copy)
+        curve.png       the learning curve; some algorithms add figures (values.png, ...)
+        .lock           locked by the process writing the run
+
+This module reads run directories (`RunDir`, `Run`); `rlsuite.core.recorder` writes them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rlsuite.core import checkpoint, config as configs
-from rlsuite.core.errors import RunDirError
+from rlsuite.core import checkpoint
+from rlsuite.core.tables import Table, read_table
+from rlsuite.errors import RunDirError
 
 RUNS_ROOT = Path("runs")
+RUN_FORMAT = "rlsuite-run-v2"
+STANDARD_FILES = ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "episodes.csv", "tb", "checkpoints", "model", "curve.png")
+"""What every run may write; `--overwrite` deletes these and the extra files run.yaml lists."""
+LEGACY_FILES = ("checkpoint.pt", "model.pt")
+"""Files of run directories written by rlsuite 0.1, also removed by --overwrite."""
 
 
-def default_run_dir(algo: str, config: configs.BaseConfig) -> Path:
+def default_run_dir(algo: str, config: Any) -> Path:
     env = getattr(config, "env", None)
     name = f"{algo}-{env}-seed{config.seed}" if env else f"{algo}-seed{config.seed}"
     return RUNS_ROOT / name.replace("/", "_")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunDir:
-    """Paths of a run directory and its small metadata file."""
+    """The paths of a run directory and its metadata file."""
 
     path: Path
 
-    @property
-    def config_file(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def meta_file(self) -> Path:
-        return self.path / "run.yaml"
-
-    @property
-    def checkpoint_file(self) -> Path:
-        return self.path / "checkpoint.pt"
-
-    @property
-    def model_file(self) -> Path:
-        return self.path / "model.pt"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def eval_file(self) -> Path:
-        return self.path / "eval.csv"
-
-    @property
-    def curve_file(self) -> Path:
-        return self.path / "curve.png"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tb"
+    config_file = property(lambda self: self.path / "config.yaml")
+    meta_file = property(lambda self: self.path / "run.yaml")
+    metrics_file = property(lambda self: self.path / "metrics.csv")
+    eval_file = property(lambda self: self.path / "eval.csv")
+    episodes_file = property(lambda self: self.path / "episodes.csv")
+    tensorboard_dir = property(lambda self: self.path / "tb")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    model_dir = property(lambda self: self.path / "model")
+    curve_file = property(lambda self: self.path / "curve.png")
+    lock_file = property(lambda self: self.path / ".lock")
 
     def meta(self) -> dict[str, Any]:
+        """run.yaml as a dict; RunDirError when it is missing or corrupt."""
         if not self.meta_file.is_file():
             raise RunDirError(f"{self.path} is not an rlsuite run directory (no run.yaml). Give the folder `rlsuite train` created.")
-        return yaml.safe_load(self.meta_file.read_text()) or {}
+        try:
+            meta = yaml.safe_load(self.meta_file.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            raise RunDirError(f"{self.meta_file} is corrupt ({type(exc).__name__}); the run cannot be identified. "
+                              "Restore it from a copy, or start a new run in another --run-dir.") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("algo"), str):
+            raise RunDirError(f"{self.meta_file} is corrupt (no algorithm recorded); restore it from a copy, or start a new run in another --run-dir.")
+        return meta
 
-    def write_meta(self, **values: Any) -> None:
-        meta = self.meta() if self.meta_file.is_file() else {}
-        meta.update(values)
-        checkpoint.atomic_write_bytes(yaml.safe_dump(meta, sort_keys=False).encode(), self.meta_file)
+    def is_run(self) -> bool:
+        """True when run.yaml proves an rlsuite run wrote this folder (any version)."""
+        try:
+            meta = self.meta()
+        except RunDirError:
+            return False
+        return meta.get("format") == RUN_FORMAT or "rlsuite_version" in meta
 
-    def load_config(self, config_cls: type) -> Any:
-        return configs.from_dict(config_cls, configs.load_yaml(self.config_file))
+    def latest_checkpoint(self) -> Path | None:
+        return checkpoint.latest_checkpoint(self.checkpoints_dir)
 
+    def policy_dir(self) -> Path | None:
+        """Where the policy of this run lives: model/ when the run finished, else the newest
+        checkpoint's model/ (a run killed before its end), else None."""
+        if self.model_dir.is_dir():
+            return self.model_dir
+        latest = self.latest_checkpoint()
+        if latest is not None and (latest / "model").is_dir():
+            return latest / "model"
+        return None
 
-def prepare(algo: str, config: configs.BaseConfig, run_dir: str | Path | None, *, overwrite: bool, resume: bool) -> RunDir:
-    """Create (or, when resuming, check) the run directory before any work starts."""
-    import rlsuite
+    def load_config_dict(self) -> dict[str, Any]:
+        from rlsuite.core.config import load_yaml
 
-    run = RunDir(Path(run_dir) if run_dir is not None else default_run_dir(algo, config))
-    if resume:
-        meta = run.meta()
-        if meta.get("algo") != algo:
-            raise RunDirError(f"{run.path} holds a {meta.get('algo')!r} run, not {algo!r}.")
-        if not run.checkpoint_file.is_file():
-            raise RunDirError(f"{run.path} has no checkpoint.pt to resume from; start a new run with `rlsuite train`.")
-    else:
-        if run.path.exists() and not run.path.is_dir():
-            raise RunDirError(f"{run.path} exists and is not a directory; choose another --run-dir.")
-        if run.path.exists() and any(run.path.iterdir()):
-            if not overwrite:
-                raise RunDirError(
-                    f"run directory {run.path} already exists. Use --overwrite to replace it, "
-                    f"`rlsuite resume {run.path}` to continue it, or --run-dir to choose another."
-                )
-            if not run.meta_file.is_file():
-                raise RunDirError(f"refusing to overwrite {run.path}: it is not an rlsuite run directory.")
-            shutil.rmtree(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_meta(algo=algo, status="running", step=0, rlsuite_version=rlsuite.__version__)
-    configs.save_yaml(config, run.config_file)
-    return run
+        return load_yaml(self.config_file)
 
 
 @dataclass
 class Run:
-    """What `train` returns: where the run lives and how it went."""
+    """A run directory as Python values: what `train` returns and `rlsuite.open_run` reads.
+
+    The tables (`metrics`, `evaluations`, `episodes`) are read from the CSV files on access, as
+    column name -> NumPy array; `curves` holds per-run arrays an algorithm saved (bandits).
+    """
 
     dir: Path
     algo: str
     config: Any
-    evaluations: list[tuple[int, float]] = field(default_factory=list)
-    timing: dict[str, float] = field(default_factory=dict)
     step: int = 0
-    interrupted: bool = False
+    status: str = "finished"
+    unit: str = "env steps"
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
+
+    @property
+    def metrics(self) -> Table:
+        return read_table(RunDir(self.dir).metrics_file)
+
+    @property
+    def evaluations(self) -> Table:
+        return read_table(RunDir(self.dir).eval_file)
+
+    @property
+    def episodes(self) -> Table:
+        return read_table(RunDir(self.dir).episodes_file)
 
     @property
     def final_eval(self) -> float | None:
-        return self.evaluations[-1][1] if self.evaluations else None
+        """The headline (first) metric of the last evaluation, e.g. the mean return."""
+        evaluations = self.evaluations
+        headline = next((c for c in evaluations if c != "step"), None)
+        return float(evaluations[headline][-1]) if headline is not None and len(evaluations[headline]) else None
 
     @property
-    def policy(self):
-        from rlsuite.core.api import load
+    def curves(self) -> dict[str, Any]:
+        """Per-run arrays the algorithm exported as model/curves.npz (bandits: [runs, steps])."""
+        import numpy as np
 
-        return load(self.dir)
+        path = RunDir(self.dir).model_dir / "curves.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
 
     def summary(self) -> str:
         config = dataclasses.asdict(self.config)
         env = config.get("env", "")
-        state = "interrupted" if self.interrupted else "finished"
-        score = f": evaluation mean return {self.final_eval:.1f}" if self.final_eval is not None else ""
-        return f"{self.algo} on {env} {state} at step {self.step:,}{score}"
+        score = ""
+        if self.final_eval is not None:
+            headline = next(c for c in self.evaluations if c != "step")
+            score = f": evaluation {headline.replace('_', ' ')} {self.final_eval:.4g}"
+        return f"{self.algo} on {env} {self.status} after {self.step:,} {self.unit}{score}"

@@ -29,7 +29,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 
 Reward = Literal["gaussian", "bernoulli"]
 REWARDS = ("gaussian", "bernoulli")

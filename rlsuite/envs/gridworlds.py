@@ -384,8 +384,6 @@ def plot_values(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    from rlsuite.core.plotting import save_figure
+
+    return save_figure(fig, path)

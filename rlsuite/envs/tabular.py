@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlsuite.core.errors import RLSuiteError, UnknownNameError, UnsupportedEnvError
+from rlsuite.errors import RLSuiteError, UnknownNameError, UnsupportedEnvError
 
 PROB_ATOL = 1e-6
 """How far from one the probabilities of an (s, a) may sum (float rounding in toy-text tables)."""
@@ -177,7 +177,7 @@ class FiniteMDP:
         env = env_or_id
         if isinstance(env_or_id, str):
             if env_or_id not in gym.registry:
-                from rlsuite.core.errors import suggest
+                from rlsuite.errors import suggest
 
                 raise UnknownNameError(f"unknown environment {env_or_id!r}.{suggest(env_or_id, gym.registry)}")
             env = gym.make(env_or_id, **make_kwargs)

@@ -46,6 +46,19 @@ def incremental_update(estimate: np.ndarray, target: np.ndarray, step_size: np.n
     return estimate + step_size * (target - estimate)
 
 
+def sample_average_step(Q: np.ndarray, N: np.ndarray, A: np.ndarray, R: np.ndarray, step_size: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The box on p. 32 after pulling arm A[i] in run i and receiving R[i]:
+    N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4), StepSize = 1/N(A) (the
+    sample average, Eq. 2.3) or a constant alpha (Eq. 2.5). Returns new (Q, N); inputs unchanged."""
+    _check_table("Q", Q)
+    rows = np.arange(Q.shape[0])
+    Q, N = Q.copy(), N.copy()
+    N[rows, A] += 1
+    alpha = 1.0 / N[rows, A] if step_size is None else step_size
+    Q[rows, A] = incremental_update(Q[rows, A], R, alpha)
+    return Q, N
+
+
 def ucb_scores(Q: np.ndarray, N: np.ndarray, t: int, c: float) -> np.ndarray:
     """Q_t(a) + c sqrt(ln t / N_t(a)) (Eq. 2.10); +inf where N_t(a) = 0, so untried arms come first."""
     _check_table("Q", Q)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 
-from rlsuite.core.errors import ConfigError, RLSuiteError
+from rlsuite.errors import ConfigError, RLSuiteError
 from rlsuite.envs.tabular import FiniteMDP
 
 
@@ -119,6 +119,30 @@ def greedy_policy(q: np.ndarray, current: np.ndarray | None = None, atol: float 
     return np.where(keep, current, best)
 
 
+def policy_model(mdp: FiniteMDP, policy: np.ndarray) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """(P_pi, r_pi): the state-to-state transition matrix [S, S] (sparse) and expected reward [S]
+    of following pi, so that v_pi = r_pi + gamma P_pi v_pi (eq. 4.4)."""
+    pi = as_stochastic(mdp, policy)
+    indptr, indices, probs, r_pi = mdp.policy_matrix(pi)
+    return scipy.sparse.csr_matrix((probs, indices, indptr), shape=(mdp.n_states, mdp.n_states)), r_pi
+
+
+def expectation_sweep(P_pi: scipy.sparse.csr_matrix, r_pi: np.ndarray, v: np.ndarray, gamma: float) -> np.ndarray:
+    """One synchronous sweep of iterative policy evaluation: V_{k+1} = r_pi + gamma P_pi V_k (eq. 4.5)."""
+    return r_pi + gamma * (P_pi @ v)
+
+
+def optimality_sweep(mdp: FiniteMDP, v: np.ndarray, gamma: float) -> np.ndarray:
+    """One synchronous sweep of value iteration: V_{k+1}(s) = max_a q_k(s, a) (eq. 4.10)."""
+    return q_from_v(mdp, v, gamma).max(axis=1)
+
+
+def require_terminating(mdp: FiniteMDP, policy: np.ndarray, gamma: float) -> None:
+    """With gamma = 1, ConfigError unless the policy terminates from every state."""
+    if check_gamma(gamma) == 1.0:
+        _require_episodic(mdp, as_stochastic(mdp, policy) > 0, "this policy never terminates")
+
+
 def policy_evaluation(
     mdp: FiniteMDP, policy: np.ndarray, gamma: float, tol: float = 1e-8, max_iterations: int = 100_000, v0: np.ndarray | None = None,
     sweeps: int | None = None,
@@ -131,20 +155,16 @@ def policy_evaluation(
     """
     if sweeps is not None and sweeps < 0:
         raise ConfigError(f"sweeps must be >= 0, got {sweeps}.")
-    gamma = check_gamma(gamma)
-    pi = as_stochastic(mdp, policy)
-    if gamma == 1.0:
-        _require_episodic(mdp, pi > 0, "this policy never terminates")
-    indptr, indices, probs, r_pi = mdp.policy_matrix(pi)
-    P_pi = scipy.sparse.csr_matrix((probs, indices, indptr), shape=(mdp.n_states, mdp.n_states))
+    require_terminating(mdp, policy, gamma)
+    P_pi, r_pi = policy_model(mdp, policy)
     threshold = stopping_threshold(gamma, tol)
     v = np.zeros(mdp.n_states) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
     history = []
     for k in range(1, (max_iterations if sweeps is None else sweeps) + 1):
-        v_new = r_pi + gamma * (P_pi @ v)
+        v_new = expectation_sweep(P_pi, r_pi, v, gamma)
         delta = float(np.max(np.abs(v_new - v)))
         v = v_new
-        history.append({"iteration": k, "max_change": delta, "error_bound": _bound(gamma, delta)})
+        history.append({"iteration": k, "max_change": delta, "error_bound": error_bound(gamma, delta)})
         if sweeps is None and delta < threshold:
             return v, history
     if sweeps is not None:
@@ -152,7 +172,7 @@ def policy_evaluation(
     raise NotConvergedError(f"policy evaluation did not reach tol={tol} in {max_iterations} sweeps (last change {delta:.3g}); raise max_iterations or tol.")
 
 
-def _bound(gamma: float, delta: float) -> float:
+def error_bound(gamma: float, delta: float) -> float:
     """The guaranteed ||V_{k+1} - V|| after a sweep that changed V by delta (nan for gamma = 1)."""
     return gamma / (1.0 - gamma) * delta if gamma < 1.0 else float("nan")
 
@@ -182,15 +202,57 @@ def value_iteration(mdp: FiniteMDP, gamma: float, tol: float = 1e-6, max_iterati
     v = np.zeros(mdp.n_states) if v0 is None else np.asarray(v0, dtype=np.float64).copy()
     history, converged, k = [], False, 0
     for k in range(1, max_iterations + 1):
-        v_new = q_from_v(mdp, v, gamma).max(axis=1)
+        v_new = optimality_sweep(mdp, v, gamma)
         delta = float(np.max(np.abs(v_new - v)))
         v = v_new
-        history.append({"iteration": k, "max_change": delta, "error_bound": _bound(gamma, delta)})
+        history.append({"iteration": k, "max_change": delta, "error_bound": error_bound(gamma, delta)})
         if delta < threshold:
             converged = True
             break
     q = q_from_v(mdp, v, gamma)
     return DPResult(v, q, greedy_policy(q), k, converged, history)
+
+
+TIE_RTOL = 1e-12
+"""Exactly evaluated action values closer than this (relative to their scale) count as tied:
+float rounding alone separates truly tied actions by ~1e-16."""
+
+
+def initial_policy(mdp: FiniteMDP, gamma: float) -> np.ndarray:
+    """Policy iteration's starting policy: action 0 everywhere, or one that terminates when gamma = 1."""
+    gamma = check_gamma(gamma)
+    if gamma == 1.0:
+        _require_episodic(mdp, None, "no policy ever terminates")
+        return mdp.proper_policy()
+    return np.zeros(mdp.n_states, dtype=np.int64)
+
+
+def policy_iteration_step(
+    mdp: FiniteMDP, policy: np.ndarray, v: np.ndarray, gamma: float, tol: float, exact: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """One round of policy iteration: evaluate pi (exactly, or iteratively warm-started from v),
+    then improve it greedily. Returns (v_pi, q_pi, improved policy, history row).
+
+    The current action is kept unless another is better by more than the evaluation error (and,
+    for exact evaluation, float rounding), so policy iteration cannot cycle between tied actions.
+    """
+    if exact:
+        v_new, sweeps = policy_evaluation_exact(mdp, policy, gamma), 0
+    else:
+        v_new, evals = policy_evaluation(mdp, policy, gamma, tol, v0=v)
+        sweeps = len(evals)
+    q = q_from_v(mdp, v_new, gamma)
+    atol = TIE_RTOL * max(1.0, float(np.abs(q).max())) + (0.0 if exact else 2.0 * gamma * tol)
+    improved = greedy_policy(q, policy, atol)
+    changes = int(np.count_nonzero(improved != policy))
+    if gamma == 1.0 and changes and not mdp.terminating_states(as_stochastic(mdp, improved) > 0).all():
+        raise ConfigError(
+            f"undiscounted policy iteration reached a policy that never terminates in {mdp.name} (zero-reward loops "
+            "tie with terminating, so eq. 4.4 has no unique solution). Use gamma < 1, value_iteration with gamma = 1, "
+            "or --evaluation iterative (its larger tie margin keeps the terminating actions)."
+        )
+    row = {"policy_changes": changes, "max_change": float(np.max(np.abs(v_new - v))), "evaluation_sweeps": sweeps}
+    return v_new, q, improved, row
 
 
 def policy_iteration(
@@ -199,39 +261,16 @@ def policy_iteration(
     """Policy iteration (box of Section 4.3): evaluate pi, make it greedy, until no action changes.
 
     exact: evaluate by a dense linear solve (default when S <= EXACT_MAX_STATES) instead of iterative
-    evaluation warm-started from the previous V. The improvement step keeps the current action
-    unless another is better by more than the evaluation error (exact ties: 0), so it terminates.
+    evaluation warm-started from the previous V (see policy_iteration_step for ties).
     """
-    gamma = check_gamma(gamma)
-    if gamma == 1.0:
-        _require_episodic(mdp, None, "no policy ever terminates")
     exact = mdp.n_states <= EXACT_MAX_STATES if exact is None else exact
-    if policy0 is not None:
-        policy = np.asarray(policy0).copy()
-    else:
-        policy = mdp.proper_policy() if gamma == 1.0 else np.zeros(mdp.n_states, dtype=np.int64)
-    # Tie margin: twice the evaluation error can separate two truly tied actions.
-    atol = 0.0 if exact else 2.0 * gamma * tol
+    policy = initial_policy(mdp, gamma) if policy0 is None else np.asarray(policy0).copy()
     v = np.zeros(mdp.n_states)
     history = []
     for k in range(1, max_iterations + 1):
-        if exact:
-            v_new, sweeps = policy_evaluation_exact(mdp, policy, gamma), 0
-        else:
-            v_new, evals = policy_evaluation(mdp, policy, gamma, tol, v0=v)
-            sweeps = len(evals)
-        delta = float(np.max(np.abs(v_new - v)))
-        v = v_new
-        q = q_from_v(mdp, v, gamma)
-        improved = greedy_policy(q, policy, atol)
-        changes = int(np.count_nonzero(improved != policy))
-        history.append({"iteration": k, "policy_changes": changes, "max_change": delta, "evaluation_sweeps": sweeps})
+        v, q, improved, row = policy_iteration_step(mdp, policy, v, gamma, tol, exact)
+        history.append({"iteration": k, **row})
         policy = improved
-        if gamma == 1.0 and changes and not mdp.terminating_states(as_stochastic(mdp, policy) > 0).all():
-            raise ConfigError(
-                f"undiscounted policy iteration reached a policy that never terminates in {mdp.name} (zero-reward loops "
-                "tie with terminating; eq. 4.4 has no unique solution). Use gamma < 1, or value_iteration with gamma = 1."
-            )
-        if changes == 0:
+        if row["policy_changes"] == 0:
             return DPResult(v, q, policy, k, True, history)
     return DPResult(v, q_from_v(mdp, v, gamma), policy, max_iterations, False, history)

@@ -1,15 +1,18 @@
-"""Vectorized on-policy collection into a Rollout."""
+"""Vectorized collection: on-policy rollouts and transitions for a replay buffer, both built on
+`vector_step`. Each returns what changed (the episodes that ended, the new EnvCursor)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rlsuite.envs.vector import finished_episodes
+from rlsuite.core.loop import Episodes
 from rlsuite.rollout.buffers import Rollout
+from rlsuite.rollout.step import EnvCursor, vector_step
 
 
 class OnPolicyAgent(Protocol):
@@ -20,31 +23,34 @@ class OnPolicyAgent(Protocol):
 
 
 @torch.inference_mode()
-def collect_rollout(envs, agent: OnPolicyAgent, rollout: Rollout, carry: dict[str, Any]) -> tuple[list[float], list[int]]:
-    """Step envs T times with the agent's stochastic policy, filling `rollout`.
-
-    `carry` holds what continues between rollouts: the last observation ("obs") and which envs
-    ended on the previous step ("prev_done"). Returns the finished episodes' returns and lengths.
-    """
-    obs, prev_done = carry["obs"], carry["prev_done"]
-    episode_returns: list[float] = []
-    episode_lengths: list[int] = []
+def collect_rollout(envs, agent: OnPolicyAgent, rollout: Rollout, cursor: EnvCursor) -> tuple[Episodes, EnvCursor]:
+    """Step envs T times with the agent's stochastic policy, filling `rollout` in place."""
+    episodes = Episodes([], [])
     for t in range(rollout.obs.shape[0]):
-        obs_t = agent.observe(obs, update_stats=True)
+        obs_t = agent.observe(cursor.obs, update_stats=True)
         action, logprob, value = agent.act(obs_t)
-        obs, reward, terminated, truncated, info = envs.step(agent.env_action(action))
+        step, cursor = vector_step(envs, cursor, agent.env_action(action))
         rollout.obs[t] = obs_t
         rollout.actions[t] = action
         rollout.logprobs[t] = logprob
         rollout.values[t] = value
-        rollout.rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
-        rollout.terminated[t] = torch.as_tensor(terminated, dtype=torch.float32)
-        rollout.valid[t] = torch.as_tensor(~prev_done)
-        prev_done = terminated | truncated
-        rollout.done[t] = torch.as_tensor(prev_done, dtype=torch.float32)
-        returns, lengths = finished_episodes(info)
-        episode_returns += returns
-        episode_lengths += lengths
-    rollout.next_value.copy_(agent.value(agent.observe(obs, update_stats=False)))
-    carry["obs"], carry["prev_done"] = obs, prev_done
-    return episode_returns, episode_lengths
+        rollout.rewards[t] = torch.as_tensor(step.rewards, dtype=torch.float32)
+        rollout.terminated[t] = torch.as_tensor(step.terminated, dtype=torch.float32)
+        rollout.done[t] = torch.as_tensor(step.done, dtype=torch.float32)
+        rollout.valid[t] = torch.as_tensor(step.valid)
+        episodes.returns.extend(step.episodes.returns)
+        episodes.lengths.extend(step.episodes.lengths)
+    rollout.next_value.copy_(agent.value(agent.observe(cursor.obs, update_stats=False)))
+    return episodes, cursor
+
+
+def collect_transitions(envs, cursor: EnvCursor, act: Callable[[np.ndarray], np.ndarray], buffer, steps: int) -> tuple[Episodes, EnvCursor]:
+    """`steps` vector steps with the behaviour policy act(obs) -> env actions, each added to the
+    replay buffer (reset transitions included, flagged invalid, so the buffer never samples them)."""
+    episodes = Episodes([], [])
+    for _ in range(steps):
+        step, cursor = vector_step(envs, cursor, act(cursor.obs))
+        buffer.add(step.obs, step.actions, step.rewards, step.next_obs, step.terminated, step.truncated, step.valid)
+        episodes.returns.extend(step.episodes.returns)
+        episodes.lengths.extend(step.episodes.lengths)
+    return episodes, cursor

@@ -1,9 +1,6 @@
 """Glue shared by the model-free tabular methods (rlsuite/algos/tabular): their common config
-fields, space checks, the episode driver, training through TrainingLoop, averaged learning curves,
-the greedy policy, and the module-level entry points (`train`, `averaged_returns`, ...) built
-from an algorithm file's Agent.
-
-An algorithm file supplies an *agent*: any object with
+fields, the episode driver, training through the Loop, averaged learning curves and the greedy
+policy. An algorithm file supplies an *agent*: any object with
 
     begin(s) -> a                                        choose A from S at the start of an episode
     step(s, a, r, s2, terminated, truncated) -> a2       learn from one transition; next action
@@ -20,6 +17,7 @@ import copy
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -27,15 +25,19 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import UnsupportedEnvError, check
-from rlsuite.core.loop import TrainingLoop
-import rlsuite.envs.gridworlds  # noqa: F401  (registers WindyGridWorld-v0, DynaMaze-v0, ...)
-from rlsuite.envs.vector import env_spaces, make_vector_env
+from rlsuite.core.loop import Episodes, Loop
+from rlsuite.core.run import Run
+from rlsuite.core.spec import ActsOn
+from rlsuite.envs.checkpointing import CheckpointableEnv
+from rlsuite.envs.evaluation import EpisodeEvaluator
+from rlsuite.envs.resolver import require, resolve
+from rlsuite.errors import check
 from rlsuite.ops import td
 
 ITERATION_STEPS = 1_000
-"""Env steps per TrainingLoop iteration: checkpoints, evaluations and Ctrl-C happen in between."""
+"""Env steps per Loop iteration: checkpoints, evaluations and Ctrl-C happen in between."""
+
+ACTS_ON = ActsOn("gymnasium", observations=("Discrete",), actions=("Discrete",))
 
 TD_PRESETS: dict[str, dict[str, Any]] = {
     "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=20_000),
@@ -43,7 +45,7 @@ TD_PRESETS: dict[str, dict[str, Any]] = {
     "Taxi-v4": dict(gamma=0.99, alpha=0.5, epsilon=0.1, total_steps=100_000, eval_every=10_000),
 }
 """env id -> tuned config fields of the one-step TD control methods (sarsa, expected_sarsa,
-q_learning, double_q_learning), the PRESETS of their algorithm files."""
+q_learning, double_q_learning), the presets of their algorithm files."""
 
 MakeAgent = Callable[[int, int, np.random.Generator], Any]
 """make_agent(n_states, n_actions, rng) -> a fresh agent."""
@@ -51,7 +53,7 @@ MakeAgent = Callable[[int, int, np.random.Generator], Any]
 
 @dataclasses.dataclass(frozen=True)
 class TabularControlConfig(configs.TrainConfig):
-    """Fields of every model-free tabular control method. An algorithm's Config subclasses this,
+    """Fields of every model-free tabular control method. An algorithm's config subclasses this,
     redeclaring a field to change its default (with a docstring only if its meaning differs) and
     adding its own fields and checks."""
 
@@ -61,8 +63,6 @@ class TabularControlConfig(configs.TrainConfig):
     """Environment steps to train for."""
     eval_every: int = 2_000
     """Evaluate the greedy policy every this many steps (0: only at the end)."""
-    checkpoint_every: int = 10_000
-    """Save a resumable checkpoint every this many steps (and always at the end or on Ctrl-C)."""
     log_every: int = 1_000
     """Write averaged training metrics every this many steps."""
     gamma: float = 1.0
@@ -86,62 +86,48 @@ class TabularControlConfig(configs.TrainConfig):
         check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
 
 
-class Holder:
-    """Exposes an agent's attributes named in `names` as state_dict/load_state_dict for TrainingLoop."""
+class AgentState:
+    """The attributes of an agent named in its STATE, as a checkpoint part."""
 
-    def __init__(self, agent: Any, names: tuple[str, ...]):
-        self.agent, self.names = agent, names
+    def __init__(self, agent: Any):
+        self.agent = agent
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(getattr(self.agent, name)) for name in self.names}
+        return {name: copy.deepcopy(getattr(self.agent, name)) for name in self.agent.STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self.names:
-            value = state[name]
-            current = getattr(self.agent, name)
+        for name in self.agent.STATE:
+            value, current = state[name], getattr(self.agent, name)
             if isinstance(current, np.ndarray) and np.shape(value) != current.shape:
                 raise ValueError(f"{name} has shape {np.shape(value)}, expected {current.shape}")
             setattr(self.agent, name, copy.deepcopy(value))
 
 
-def discrete_spaces(algo: str, env_id: str) -> tuple[spaces.Discrete, spaces.Discrete]:
-    """The env's (observation, action) spaces, or UnsupportedEnvError unless both are Discrete."""
-    obs_space, action_space = env_spaces(env_id)
-    if not isinstance(obs_space, spaces.Discrete):
-        raise UnsupportedEnvError(
-            f"{algo} is a tabular method and needs a Discrete observation space (a finite set of states), "
-            f"but {env_id} has {obs_space}. Use a tabular env such as CliffWalking-v1, FrozenLake-v1 or Taxi-v4, "
-            "or a function-approximation method (e.g. ppo) for this env."
-        )
-    if obs_space.start != 0:
-        raise UnsupportedEnvError(f"{algo} indexes its table by state, but {env_id}'s states start at {obs_space.start}, not 0.")
-    if not isinstance(action_space, spaces.Discrete):
-        raise UnsupportedEnvError(
-            f"{algo} is a tabular method and needs a Discrete action space, but {env_id} has {action_space}. "
-            "Use a tabular env such as CliffWalking-v1, FrozenLake-v1 or Taxi-v4."
-        )
-    if action_space.start != 0:
-        raise UnsupportedEnvError(f"{algo} indexes its table by action, but {env_id}'s actions start at {action_space.start}, not 0.")
-    return obs_space, action_space
+@dataclasses.dataclass(frozen=True)
+class EpisodeCursor:
+    """Where the driver stands between calls of run_steps."""
+
+    s: int | None = None
+    """Current state; None before the first step of an episode."""
+    a: int | None = None
+    """The action chosen for s."""
+    episode_return: float = 0.0
+    episode_length: int = 0
+    reset_seed: int | None = None
+    """Seed of the next reset: the first episode's only; later ones continue its stream."""
 
 
-def new_carry() -> dict[str, Any]:
-    """Driver state between calls of run_steps: current state and action, running episode totals."""
-    return {"s": None, "a": None, "episode_return": 0.0, "episode_length": 0, "reset_seed": None}
-
-
-def run_steps(env: gym.Env, agent: Any, carry: dict[str, Any], max_steps: float = math.inf, max_episodes: float = math.inf) -> tuple[int, list[float], list[int]]:
+def run_steps(env: gym.Env, agent: Any, cursor: EpisodeCursor, max_steps: float = math.inf, max_episodes: float = math.inf) -> tuple[int, Episodes, EpisodeCursor]:
     """Run the agent for up to max_steps env steps or until max_episodes episodes have ended,
-    continuing the episode held in `carry`. Returns (steps, episode returns, episode lengths)."""
-    s, a = carry["s"], carry["a"]
-    ep_return, ep_length = carry["episode_return"], carry["episode_length"]
-    returns: list[float] = []
-    lengths: list[int] = []
+    continuing the episode at `cursor`. Returns (steps, finished episodes, new cursor)."""
+    s, a, reset_seed = cursor.s, cursor.a, cursor.reset_seed
+    ep_return, ep_length = cursor.episode_return, cursor.episode_length
+    episodes = Episodes([], [])
     steps = 0
-    while steps < max_steps and len(returns) < max_episodes:
+    while steps < max_steps and len(episodes.returns) < max_episodes:
         if s is None:
-            s = int(env.reset(seed=carry["reset_seed"])[0])
-            carry["reset_seed"] = None  # seed only the first episode; later ones continue its stream
+            s = int(env.reset(seed=reset_seed)[0])
+            reset_seed = None
             a = agent.begin(s)
         s2, r, terminated, truncated, _ = env.step(a)
         s2, r = int(s2), float(r)
@@ -150,84 +136,74 @@ def run_steps(env: gym.Env, agent: Any, carry: dict[str, Any], max_steps: float 
         ep_return += r
         ep_length += 1
         if terminated or truncated:
-            returns.append(ep_return)
-            lengths.append(ep_length)
+            episodes.returns.append(ep_return)
+            episodes.lengths.append(ep_length)
             ep_return, ep_length, s, a = 0.0, 0, None, None
         else:
             s, a = s2, a2
-    carry.update(s=s, a=a, episode_return=ep_return, episode_length=ep_length)
-    return steps, returns, lengths
+    return steps, episodes, EpisodeCursor(s, a, ep_return, ep_length, reset_seed)
 
 
 class GreedyPolicy:
-    """argmax_a Q(s, a) with a deterministic tie-break; what evaluation and rlsuite.load use."""
+    """argmax_a Q(s, a) with a deterministic tie-break: what evaluation and rlsuite.load use.
+    `tables` holds q and the greedy action of every state ("policy")."""
 
-    def __init__(self, q: np.ndarray):
+    def __init__(self, q: np.ndarray, v: np.ndarray | None = None, policy: np.ndarray | None = None):
         self.q = np.asarray(q, dtype=np.float64)
+        self.policy = td.greedy(self.q) if policy is None else np.asarray(policy, dtype=np.int64)
+        self.tables = {"q": self.q, "policy": self.policy} | ({} if v is None else {"v": np.asarray(v, dtype=np.float64)})
+        self.observation_space, self.action_space = spaces.Discrete(self.q.shape[0]), spaces.Discrete(self.q.shape[1])
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        states = np.asarray(obs).astype(np.int64)
-        if states.min(initial=0) < 0 or states.max(initial=0) >= self.q.shape[0]:
-            raise UnsupportedEnvError(f"states must be integers in [0, {self.q.shape[0]}), got {obs!r}.")
-        return td.greedy(self.q[states])
+        return self.policy[np.asarray(obs).astype(np.int64)]
 
 
-def load_greedy(payload: dict[str, Any]) -> GreedyPolicy:
-    """The greedy policy argmax_a Q(s, a) of a saved run (Q1 + Q2 for double Q-learning);
-    `.predict(states)` gives actions. The `load_policy` of every model-free tabular method."""
-    return GreedyPolicy(payload["q"])
+def save_tables(directory: Path, **tables: np.ndarray) -> None:
+    """A tabular export: one .npy per table (q, and for DP runs v and policy)."""
+    for name, table in tables.items():
+        np.save(directory / f"{name}.npy", np.asarray(table))
 
 
-def make_eval_envs(env_id: str, n: int, max_steps: int) -> gym.vector.VectorEnv:
-    """n sync copies of env_id; a greedy tabular policy can walk in circles forever (e.g. into a
-    wall of CliffWalking), so envs without a time limit get one."""
-    return make_vector_env(env_id, n, mode="sync", default_time_limit=max_steps)
+def load_greedy(config: Any, directory: Path) -> GreedyPolicy:
+    """The policy of a tabular export: greedy in q (Q1 + Q2 for double Q-learning), with v and
+    the stored policy when the export has them (DP runs)."""
+    tables = {p.stem: np.load(p) for p in directory.glob("*.npy")}
+    return GreedyPolicy(tables["q"], tables.get("v"), tables.get("policy"))
 
 
-def train_tabular(
-    algo: str,
-    config: TabularControlConfig,
-    make_agent: MakeAgent,
-    run_dir=None,
-    *,
-    overwrite: bool = False,
-    resume: bool = False,
-    quiet: bool = False,
-    callbacks=(),
-) -> runs.Run:
-    """Train `make_agent(n_states, n_actions, rng)` on config.env with TrainingLoop: metrics.csv
-    gets per-episode returns and lengths, evaluations run the greedy policy, checkpoints hold the
-    agent's STATE, the driver carry and the pickled env (so resume continues mid-episode)."""
-    obs_space, action_space = discrete_spaces(algo, config.env)
-    run = runs.prepare(algo, config, run_dir, overwrite=overwrite, resume=resume)
-    agent = make_agent(int(obs_space.n), int(action_space.n), np.random.default_rng(config.seed))
-    loop = TrainingLoop(
-        run, algo, config,
-        modules={"agent": Holder(agent, agent.STATE)},
-        make_envs=lambda: gym.make(config.env),
-        make_eval_envs=lambda n: make_eval_envs(config.env, n, config.eval_max_steps),
-        act=lambda obs: GreedyPolicy(agent.q_values()).predict(obs),
-        export=lambda: {"q": agent.q_values().copy(), "observation_space": obs_space, "action_space": action_space},
-        resume=resume, quiet=quiet, callbacks=callbacks,
-    )
-    with loop:
-        carry = loop.begin(lambda env: {**new_carry(), "reset_seed": config.seed})
+@dataclasses.dataclass(frozen=True)
+class TabularState:
+    cursor: EpisodeCursor
+    episodes: int
+    """Episodes finished so far: the x-axis of the book's figures."""
+
+
+def train_tabular(algo: str, config: TabularControlConfig, make_agent: MakeAgent, run_dir=None, **options: Any) -> Run:
+    """Train `make_agent(n_states, n_actions, rng)` on config.env: metrics.csv gets per-episode
+    returns and lengths, evaluations run the greedy policy, checkpoints hold the agent's STATE,
+    the driver's cursor and the env (so resume continues mid-episode)."""
+    info = resolve(config.env)
+    require(info, algo, ACTS_ON)
+    agent = make_agent(int(info.observation_space.n), int(info.action_space.n), np.random.default_rng(config.seed))
+    env = CheckpointableEnv(gym.make(config.env))
+    greedy = lambda obs: td.greedy(agent.q_values()[np.asarray(obs).astype(np.int64)])  # noqa: E731
+    with Loop(
+        algo, config, run_dir, budget=config.budget, schedule=config.schedule,
+        parts={"agent": AgentState(agent), "env": env},
+        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, greedy, config.seed, max_steps=config.eval_max_steps, mode="sync"),
+        export=lambda directory: save_tables(directory, q=agent.q_values()),
+        **options,
+    ) as loop:
+        state = loop.start(lambda: TabularState(EpisodeCursor(reset_seed=config.seed), 0))
         while loop.running():
             budget = min(ITERATION_STEPS, config.total_steps - loop.step)
-            steps, returns, lengths = run_steps(loop.envs, agent, carry, max_steps=budget)
-            carry["episodes"] = carry.get("episodes", 0) + len(returns)
-            # Episodes so far: the x-axis of the book's figures (exact when log_every = ITERATION_STEPS).
-            loop.record(steps, {"charts/episodes": float(carry["episodes"])}, returns, lengths)
+            steps, episodes, cursor = run_steps(env, agent, state.cursor, max_steps=budget)
+            state = TabularState(cursor, state.episodes + len(episodes.returns))
+            loop.record(steps, {"charts/episodes": float(state.episodes)}, episodes=episodes, state=state)
         return loop.finish()
 
 
-def averaged_returns(
-    make_agent: MakeAgent,
-    make_env: Callable[[], gym.Env] | str,
-    runs: int,
-    episodes: int,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+def averaged_returns(make_agent: MakeAgent, make_env: Callable[[], gym.Env] | str, runs: int, episodes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The book's averaged curves (e.g. Example 6.6, Figure 8.2): R independent agents, each on
     its own env and seeds, for E episodes. Returns (online returns, episode lengths), both [R, E];
     average over axis 0 for the book's "sum of rewards during episode" or "steps per episode"."""
@@ -238,23 +214,21 @@ def averaged_returns(
         env = factory()
         try:
             agent = make_agent(int(env.observation_space.n), int(env.action_space.n), np.random.default_rng([seed, i]))
-            carry = {**new_carry(), "reset_seed": seed * 100_003 + i}
-            _, returns, lengths = run_steps(env, agent, carry, max_episodes=episodes)
+            _, finished, _ = run_steps(env, agent, EpisodeCursor(reset_seed=seed * 100_003 + i), max_episodes=episodes)
         finally:
             env.close()
-        all_returns[i], all_lengths[i] = returns, lengths
+        all_returns[i], all_lengths[i] = finished.returns, finished.lengths
     return all_returns, all_lengths
 
 
-# The module-level entry points of an algorithm file (see rlsuite.core.registry), built from its
-# Agent class, whose constructor is Agent(n_states, n_actions, config, rng).
+# The module-level entry points of an algorithm file, built from its Agent class, whose
+# constructor is Agent(n_states, n_actions, config, rng).
 
 
 def agent_factory(Agent: type) -> Callable[[TabularControlConfig], MakeAgent]:
     """config -> make_agent(n_states, n_actions, rng) = Agent(n_states, n_actions, config, rng)."""
 
     def factory(config: TabularControlConfig) -> MakeAgent:
-        """make_agent(n_states, n_actions, rng) for rlsuite.rollout.tabular (training, averaged curves)."""
         return lambda n_states, n_actions, rng: Agent(n_states, n_actions, config, rng)
 
     return factory
@@ -271,12 +245,12 @@ def averaged_returns_of(Agent: type) -> Callable[..., tuple[np.ndarray, np.ndarr
     return curves
 
 
-def trainer(algo: str, Agent: type) -> Callable[..., runs.Run]:
-    """`train(config, run_dir=None, *, overwrite, resume, quiet, callbacks)` of algorithm `algo`."""
+def trainer(algo: str, Agent: type) -> Callable[..., Run]:
+    """`train(config, run_dir=None, **options)` of algorithm `algo` (options: the Loop's)."""
     make_agent = agent_factory(Agent)
 
-    def train(config: TabularControlConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-        return train_tabular(algo, config, make_agent(config), run_dir, overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks)
+    def train(config: TabularControlConfig, run_dir=None, **options: Any) -> Run:
+        return train_tabular(algo, config, make_agent(config), run_dir, **options)
 
     train.__doc__ = f"Train {algo} on config.env; returns the Run (directory, evaluations, timing)."
     return train

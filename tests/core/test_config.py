@@ -4,7 +4,7 @@ import pytest
 
 from rlsuite.algos.deep import ppo
 from rlsuite.core import config as configs
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 
 
 def test_unknown_field_suggests_the_close_name():
@@ -53,7 +53,7 @@ def test_precedence_defaults_preset_overrides():
 
 def test_yaml_round_trip(tmp_path):
     config = ppo.preset("Pendulum-v1", seed=7)
-    configs.save_yaml(config, tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_bytes(configs.dump_yaml(config))
     assert configs.from_dict(ppo.PPOConfig, configs.load_yaml(tmp_path / "c.yaml")) == config
 
 

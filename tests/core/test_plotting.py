@@ -2,14 +2,14 @@ import csv
 
 import pytest
 
-from rlsuite.core.errors import RLSuiteError
-from rlsuite.core.plotting import group_labels, plot_runs, read_curve, x_label
+from rlsuite.errors import RLSuiteError
+from rlsuite.core.plotting import group_labels, plot_runs, read_curve
 
 
-def fake_run(root, name, algo="ppo", seed=1, gamma=0.99, evals=((100, 1.0), (200, 3.0))):
+def fake_run(root, name, algo="ppo", seed=1, gamma=0.99, evals=((100, 1.0), (200, 3.0)), unit="env steps"):
     run = root / name
     run.mkdir()
-    (run / "run.yaml").write_text(f"algo: {algo}\n")
+    (run / "run.yaml").write_text(f"algo: {algo}\nunit: {unit}\n")
     (run / "config.yaml").write_text(f"env: CartPole-v1\nseed: {seed}\ngamma: {gamma}\n")
     with (run / "eval.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -41,12 +41,32 @@ def test_metric_column_and_missing_column(tmp_path):
         read_curve(run, "nope")
 
 
-def test_x_axis_follows_the_algorithm_family(tmp_path):
-    ppo_run = fake_run(tmp_path, "p", algo="ppo")
-    bandit_run = fake_run(tmp_path, "b", algo="ucb")
-    dp_run = fake_run(tmp_path, "d", algo="value_iteration")
-    assert x_label([ppo_run]) == "environment steps"
-    assert x_label([bandit_run]) == "step (pulls per run)"
-    assert x_label([dp_run]) == "iteration (sweeps)"
-    assert x_label([ppo_run, bandit_run]) == "step"
-    assert plot_runs([dp_run], tmp_path / "log.png", logy=True).stat().st_size > 1000
+def test_x_axis_is_the_budget_unit_and_several_metrics_share_a_plot(tmp_path):
+    import matplotlib.pyplot as plt
+
+    ppo_run = fake_run(tmp_path, "p", unit="env steps")
+    dp_run = fake_run(tmp_path, "d", algo="value_iteration", unit="sweeps")
+    captured = {}
+    original = plt.Axes.set_xlabel
+
+    def spy(ax, label, *args, **kwargs):
+        captured["x"] = label
+        return original(ax, label, *args, **kwargs)
+
+    plt.Axes.set_xlabel = spy
+    try:
+        plot_runs([dp_run], tmp_path / "log.png", metric=["losses/value_loss", "losses/value_loss"], logy=True)
+        assert captured["x"] == "sweeps"
+        plot_runs([ppo_run], tmp_path / "p.png")
+        assert captured["x"] == "env steps"
+        plot_runs([ppo_run, dp_run], tmp_path / "both.png")
+        assert captured["x"] == "step"
+    finally:
+        plt.Axes.set_xlabel = original
+
+
+def test_evaluation_headline_is_the_first_eval_column(tmp_path):
+    run = fake_run(tmp_path, "a")
+    (run / "eval.csv").write_text("step,accuracy,loss\n10,0.25,3\n20,0.5,2\n")
+    steps, values, label = read_curve(run)
+    assert steps.tolist() == [10, 20] and values.tolist() == [0.25, 0.5] and label == "evaluation accuracy"

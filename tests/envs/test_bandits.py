@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 from rlsuite.envs import bandits
 from rlsuite.envs.bandits import BanditEnv, BanditVectorEnv
 

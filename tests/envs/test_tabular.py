@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rlsuite.core.errors import RLSuiteError, UnsupportedEnvError
+from rlsuite.errors import RLSuiteError, UnsupportedEnvError
 from rlsuite.envs.tabular import FiniteMDP, MDPError
 
 

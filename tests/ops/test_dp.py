@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 from rlsuite.envs.tabular import FiniteMDP
 from rlsuite.ops import dp
 

@@ -6,7 +6,9 @@ import torch
 
 from rlsuite.envs.vector import make_vector_env
 from rlsuite.rollout.buffers import Rollout
-from rlsuite.rollout.collect import collect_rollout
+from rlsuite.rollout.collect import collect_rollout, collect_transitions
+from rlsuite.rollout.replay import ReplayBuffer
+from rlsuite.rollout.step import EnvCursor
 
 
 class Clock(gym.Env):
@@ -53,8 +55,9 @@ def test_masks_bootstrap_values_and_episode_statistics():
         truncating = make_vector_env("ClockTruncates-v0", 1, mode="sync")
         for envs, end, terminal in ((terminating, 3, 1.0), (truncating, 4, 0.0)):
             rollout = Rollout.allocate(6, 1, (1,), (), torch.long, "cpu")
-            carry = {"obs": envs.reset(seed=0)[0], "prev_done": np.zeros(1, bool)}
-            returns, lengths = collect_rollout(envs, ValueIsClock(), rollout, carry)
+            cursor = EnvCursor.reset(envs, seed=0)
+            (returns, lengths), after = collect_rollout(envs, ValueIsClock(), rollout, cursor)
+            assert after.obs[0, 0] == rollout.obs[-1, 0, 0] + 1 and not cursor.prev_done.any()
             obs = rollout.obs[:, 0, 0].tolist()
             # Episode: obs 0..end-1 are acted on, obs `end` is the final observation, then the
             # step taken from it is the reset transition (invalid), then a new episode starts at 0.
@@ -64,6 +67,27 @@ def test_masks_bootstrap_values_and_episode_statistics():
             # V(s_{t+1}) at the last step of the episode is the value of the final observation.
             assert rollout.next_values[end - 1, 0] == end
             assert returns == [float(end)] and lengths == [end]
+            envs.close()
+    finally:
+        gym.registry.pop("ClockTerminates-v0")
+        gym.registry.pop("ClockTruncates-v0")
+
+
+def test_replay_collection_keeps_terminated_apart_from_truncated_and_flags_resets():
+    gym.register("ClockTruncates-v0", entry_point=Clock, kwargs={"terminate_at": 99}, max_episode_steps=4)
+    gym.register("ClockTerminates-v0", entry_point=Clock, kwargs={"terminate_at": 3})
+    try:
+        for env_id, end, terminal in (("ClockTruncates-v0", 4, False), ("ClockTerminates-v0", 3, True)):
+            envs = make_vector_env(env_id, 1, mode="sync")
+            buffer = ReplayBuffer(16, 1, (1,), ())
+            (returns, lengths), cursor = collect_transitions(envs, EnvCursor.reset(envs, seed=0), lambda obs: np.zeros(1, np.int64), buffer, 6)
+            assert returns == [float(end)] and lengths == [end]
+            rows = slice(0, 6)
+            assert buffer.obs[rows, 0, 0].tolist() == [*range(end), float(end), *range(6 - end - 1)]
+            assert buffer.next_obs[end - 1, 0, 0] == end  # the final observation, to bootstrap from when truncated
+            assert buffer.terminated[end - 1, 0] == terminal and buffer.truncated[end - 1, 0] == (not terminal)
+            assert buffer.valid[rows, 0].tolist() == [True] * end + [False] + [True] * (6 - end - 1)
+            assert len(buffer) == 5
             envs.close()
     finally:
         gym.registry.pop("ClockTerminates-v0")

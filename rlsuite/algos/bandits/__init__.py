@@ -1,36 +1,36 @@
 """Bandit agents (Sutton & Barto 2nd ed., chapter 2), each simulated over many runs at once.
 
 What the four agent modules share lives here: the config fields every bandit experiment has
-(`BanditConfig`, `check_step_size`), the bookkeeping of a bandit run (`Session`): the run
-directory, the vectorized testbed, per-step metrics, curves; and `no_policy`, their
-`load_policy`. The agents' math is in each module and in `rlsuite.ops.bandits`.
+(`BanditConfig`, `check_step_size`), the `Testbed` (the runs' vectorized k-armed bandits, the
+agent's random stream and what every run earned, as one checkpoint part) and `bandit_loop`, the
+Loop of a bandit run. The agents' math is in each module and in `rlsuite.ops.bandits`.
 
 A bandit run writes, per step t (averaged over the `runs` independent runs):
 `bandit/average_reward`, `bandit/optimal_action` (% of runs whose arm had the highest q*),
 `bandit/regret` (mean of q*(a*) - q*(A_t)) and `bandit/cumulative_regret`; plus `curve.png`
-(average reward) and `optimal_action.png`. There is no policy to save: the book's curves are the result.
+(average reward), `optimal_action.png`, and model/curves.npz: the per-run arrays `rewards`,
+`optimal` and `regret` [runs, steps] (so standard errors can be computed; `Run.curves`).
+There is no policy to load: the book's curves are the result.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from rlsuite.core import config as configs
-from rlsuite.core import plotting
-from rlsuite.core import run as runs
-from rlsuite.core.errors import RLSuiteError, UnsupportedEnvError, check
-from rlsuite.core.logging import CSVLog
-from rlsuite.envs import bandits as testbeds
-from rlsuite.envs.vector import check_env_id
+from rlsuite.core.config import Budget, Schedule
+from rlsuite.core.loop import Figure, Loop
+from rlsuite.core.spec import ActsOn
+from rlsuite.envs.resolver import require, resolve
+from rlsuite.errors import check
 
-NO_POLICY = "bandit runs have no policy; see metrics.csv and curve.png"
-OPTIMAL_ACTION_PNG = "optimal_action.png"
+NO_POLICY = "bandit runs have no policy to load: their result is the learning curves (metrics.csv, curve.png, and per run Run.curves)."
+ACTS_ON = ActsOn("bandit")
 METRICS = ("bandit/average_reward", "bandit/optimal_action", "bandit/regret", "bandit/cumulative_regret")
 
 
@@ -59,105 +59,71 @@ def check_step_size(step_size: float | None) -> None:
     check(step_size is None or 0 < step_size <= 1, f"step_size must be in (0, 1], or None for sample averages; got {step_size}.")
 
 
-def no_policy(payload: Any) -> NoReturn:
-    """`load_policy` of every bandit agent: a bandit run's result is its curves (HAS_POLICY = False)."""
-    raise RLSuiteError(NO_POLICY)
+class Testbed:
+    """config.runs independent testbeds as one vector env, the agent's random stream (separate
+    from the testbeds', both fixed by the seed), and every run's reward, optimality and regret
+    per step. A checkpoint part; exported as model/curves.npz."""
 
-
-def make_testbed(config: BanditConfig) -> testbeds.BanditVectorEnv:
-    """config.runs independent testbeds as one vector env, checked to be a k-armed bandit."""
-    check_env_id(config.env)
-    spec = gym.spec(config.env)
-    if spec.vector_entry_point != "rlsuite.envs.bandits:BanditVectorEnv":
-        raise UnsupportedEnvError(
-            f"bandit agents need a k-armed testbed, but {config.env} is not one. Use one of: {', '.join(testbeds.IDS)}."
-        )
-    kwargs = {} if config.arms is None else {"k": config.arms}
-    return gym.make_vec(config.env, num_envs=config.runs, **kwargs)
-
-
-class Session:
-    """One bandit run from start to finish:
-
-        with Session("ucb", config, run_dir, ...) as s:
-            for t in s.steps():            # t = 1, 2, ..., config.steps
-                A = ...                    # [runs] arms
-                R = s.pull(A)              # [runs] rewards; metrics recorded
-            return s.finish()
-
-    `callbacks` are called after every step with the session (`.step`, `.request_stop()`).
-    """
-
-    def __init__(self, algo: str, config: BanditConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False,
-                 quiet: bool = False, callbacks: Iterable[Callable[[Session], None]] = ()):
-        if resume:
-            raise RLSuiteError(f"bandit runs are not resumable (no checkpoint; a run takes about a second): train again with `rlsuite train {algo}`.")
-        self.t0 = time.perf_counter()
-        self.algo, self.config, self.quiet, self.callbacks = algo, config, quiet, list(callbacks)
-        self.envs = make_testbed(config)
-        self.run = runs.prepare(algo, config, run_dir, overwrite=overwrite, resume=False)
+    def __init__(self, algo: str, config: BanditConfig):
+        require(resolve(config.env), algo, ACTS_ON)
+        kwargs = {} if config.arms is None else {"k": config.arms}
+        self.envs = gym.make_vec(config.env, num_envs=config.runs, **kwargs)
         self.envs.reset(seed=config.seed)
-        # The agent's randomness is a stream separate from the testbed's, both fixed by the seed.
         self.rng = np.random.default_rng([config.seed, 1])
-        self.k = self.envs.single_action_space.n
+        self.k = int(self.envs.single_action_space.n)
         self.reward_kind = self.envs.reward
-        self.step = 0
-        self.interrupted = False
-        self._stop = False
-        n = config.steps
-        self._reward, self._optimal, self._regret = np.zeros(n), np.zeros(n), np.zeros(n)
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            status = "aborted" if exc_type is KeyboardInterrupt else "failed"
-            self.run.write_meta(status=status, error=f"{exc_type.__name__}: {exc}")
-        self.envs.close()
-
-    def steps(self) -> Iterator[int]:
-        for t in range(1, self.config.steps + 1):
-            if self._stop:
-                self.interrupted = True
-                return
-            yield t
-
-    def request_stop(self) -> None:
-        self._stop = True
+        self.t = 0
+        self.rewards = np.zeros((config.steps, config.runs), np.float32)
+        self.optimal = np.zeros((config.steps, config.runs), bool)
+        self.regret = np.zeros((config.steps, config.runs), np.float32)
+        self.cumulative_regret = 0.0
 
     def pull(self, actions: np.ndarray) -> np.ndarray:
-        """Pull arm actions[i] in run i; records the step's metrics and returns the rewards."""
+        """Pull arm actions[i] in run i; records the step and returns the rewards."""
         _, rewards, _, _, info = self.envs.step(actions)
-        i = self.step
-        self._reward[i] = rewards.mean()
+        t = self.t
+        self.rewards[t], self.regret[t] = rewards, info["regret"]
         # Ties in q* (e.g. the equal start of a non-stationary testbed) count as optimal.
-        self._optimal[i] = 100.0 * np.mean(info["regret"] == 0.0)
-        self._regret[i] = info["regret"].mean()
-        self.step += 1
-        for callback in self.callbacks:
-            callback(self)
+        self.optimal[t] = info["regret"] == 0.0
+        self.cumulative_regret += float(info["regret"].mean())
+        self.t += 1
         return rewards
 
-    def finish(self) -> runs.Run:
-        """Write metrics.csv, curve.png and optimal_action.png; return the Run."""
-        n = self.step
-        train_seconds = time.perf_counter() - self.t0
-        log = CSVLog(self.run.metrics_file)
-        columns = zip(self._reward[:n].tolist(), self._optimal[:n].tolist(), self._regret[:n].tolist(), np.cumsum(self._regret[:n]).tolist())
-        for t, values in enumerate(columns, start=1):
-            log.write({"step": t, **dict(zip(METRICS, values))})
-        title = f"{self.algo} on {self.config.env}: {self.config.runs:,} runs"
-        plotting.plot_runs([self.run.path], self.run.curve_file, title=title, metric=METRICS[0])
-        plotting.plot_runs([self.run.path], self.run.path / OPTIMAL_ACTION_PNG, title=title, metric=METRICS[1])
-        status = "interrupted" if self.interrupted else "finished"
-        self.run.write_meta(status=status, step=n)
-        total = time.perf_counter() - self.t0
-        timing = {"train_seconds": train_seconds, "eval_seconds": 0.0, "checkpoint_seconds": 0.0, "total_seconds": total}
-        if not self.quiet:
-            last = slice(max(0, n - max(1, n // 10)), n)
-            print(f"{self.algo} on {self.config.env}: {self.config.runs:,} runs x {n:,} steps in {train_seconds:.2f}s; "
-                  f"last {last.stop - last.start} steps: average reward {self._reward[last].mean():.3f}, "
-                  f"optimal action {self._optimal[last].mean():.1f}%")
-        return runs.Run(self.run.path, self.algo, self.config, [], timing, n, self.interrupted)
+    def metrics(self) -> dict[str, float]:
+        """The last step's averages over runs (the book's curves)."""
+        t = self.t - 1
+        values = (float(self.rewards[t].mean()), 100.0 * float(self.optimal[t].mean()), float(self.regret[t].mean()), self.cumulative_regret)
+        return dict(zip(METRICS, values))
 
+    def state_dict(self) -> dict[str, Any]:
+        import cloudpickle
+
+        return {"envs": cloudpickle.dumps(self.envs), "rng": self.rng, "t": self.t, "cumulative_regret": self.cumulative_regret,
+                "rewards": self.rewards[: self.t], "optimal": self.optimal[: self.t], "regret": self.regret[: self.t]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import cloudpickle
+
+        t = state["t"]
+        if t > len(self.rewards) or state["rewards"].shape[1:] != self.rewards.shape[1:]:
+            raise ValueError(f"the checkpoint holds {state['rewards'].shape[1]} runs x {t} steps, this config {self.rewards.shape[1]} x {len(self.rewards)}")
+        self.envs.close()
+        self.envs, self.rng, self.t, self.cumulative_regret = cloudpickle.loads(state["envs"]), state["rng"], t, state["cumulative_regret"]
+        self.rewards[:t], self.optimal[:t], self.regret[:t] = state["rewards"], state["optimal"], state["regret"]
+
+    def export(self, directory: Path) -> None:
+        t = self.t
+        np.savez(directory / "curves.npz", rewards=self.rewards[:t].T, optimal=self.optimal[:t].T, regret=self.regret[:t].T)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def bandit_loop(algo: str, config: BanditConfig, testbed: Testbed, run_dir=None, **options: Any) -> Loop:
+    """The Loop of a bandit run: a budget of `steps` pulls, one metrics row per pull."""
+    return Loop(
+        algo, config, run_dir, budget=Budget(config.steps, "pulls"), schedule=Schedule(log_every=1),
+        parts={"testbed": testbed}, export=testbed.export,
+        figures={"curve.png": Figure(("bandit/average_reward",)), "optimal_action.png": Figure(("bandit/optimal_action",))},
+        **options,
+    )

@@ -15,18 +15,15 @@ gives the optimistic greedy agent of Figure 2.3.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import BanditConfig, Session, check_step_size, no_policy
-from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import check
+from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, BanditConfig, Testbed, bandit_loop, check_step_size
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
+from rlsuite.errors import check
 from rlsuite.ops import bandits as ops
-
-SUMMARY = "epsilon-greedy action values: sample-average or constant step, optimistic initial values"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,22 +41,41 @@ class Config(BanditConfig):
         check_step_size(self.step_size)
 
 
-PRESETS: dict[str, dict[str, Any]] = {}
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
-HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-load_policy = no_policy
+@dataclasses.dataclass(frozen=True)
+class ActionValues:
+    Q: np.ndarray
+    """[runs, k] estimates Q(a)."""
+    N: np.ndarray
+    """[runs, k] pulls N(a) of each arm."""
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def update(values: ActionValues, A: np.ndarray, R: np.ndarray, config: Config) -> ActionValues:
+    """N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4)."""
+    return ActionValues(*ops.sample_average_step(values.Q, values.N, A, R, config.step_size))
+
+
+def train(config: Config, run_dir=None, **options: Any) -> Run:
     """Run the epsilon-greedy agent on config.runs testbeds for config.steps pulls each."""
-    with Session("epsilon_greedy", config, run_dir, overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks) as s:
-        rows = np.arange(config.runs)
-        Q = np.full((config.runs, s.k), float(config.initial_value))
-        N = np.zeros((config.runs, s.k))
-        for _ in s.steps():
-            A = ops.epsilon_greedy(Q, config.epsilon, s.rng)
-            R = s.pull(A)
-            N[rows, A] += 1
-            alpha = 1.0 / N[rows, A] if config.step_size is None else config.step_size
-            Q[rows, A] = ops.incremental_update(Q[rows, A], R, alpha)
-        return s.finish()
+    testbed = Testbed("epsilon_greedy", config)
+    shape = (config.runs, testbed.k)
+    with bandit_loop("epsilon_greedy", config, testbed, run_dir, **options) as loop:
+        values = loop.start(lambda: ActionValues(np.full(shape, float(config.initial_value)), np.zeros(shape)))
+        while loop.running():
+            A = ops.epsilon_greedy(values.Q, config.epsilon, testbed.rng)
+            R = testbed.pull(A)
+            values = update(values, A, R, config)
+            loop.record(1, testbed.metrics(), state=values)
+        return loop.finish()
+
+
+SPEC = AlgorithmSpec(
+    name="epsilon_greedy",
+    family="bandit",
+    summary="epsilon-greedy action values: sample-average or constant step, optimistic initial values",
+    config=Config,
+    train=train,
+    acts_on=ACTS_ON,
+    no_policy_reason=NO_POLICY,
+    budget_field="steps",
+)
+preset = SPEC.preset

@@ -13,18 +13,15 @@ Two conjugate models, chosen by `likelihood` ("auto" picks by the testbed's rewa
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Literal
 
 import numpy as np
 
-from rlsuite.algos.bandits import BanditConfig, Session, no_policy
-from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import UnsupportedEnvError, check
+from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, BanditConfig, Testbed, bandit_loop
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
+from rlsuite.errors import UnsupportedEnvError, check
 from rlsuite.ops import bandits as ops
-
-SUMMARY = "Thompson sampling: Beta-Bernoulli or Gaussian posteriors"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,36 +43,64 @@ class Config(BanditConfig):
         check(self.prior_std > 0, f"prior_std must be > 0, got {self.prior_std}.")
 
 
-PRESETS: dict[str, dict[str, Any]] = {}
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
-HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-load_policy = no_policy
+@dataclasses.dataclass(frozen=True)
+class Posterior:
+    """Sufficient statistics of every arm's posterior, [runs, k] each."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    reward_sum: np.ndarray
+    N: np.ndarray
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def sample(post: Posterior, likelihood: str, config: Config, rng: np.random.Generator) -> np.ndarray:
+    """theta(a) ~ posterior of q*(a), for every arm of every run."""
+    if likelihood == "bernoulli":
+        return rng.beta(post.alpha, post.beta)
+    mean, std = ops.gaussian_posterior(config.prior_mean, config.prior_std, post.reward_sum, post.N)
+    return mean + std * rng.standard_normal(mean.shape)
+
+
+def update(post: Posterior, A: np.ndarray, R: np.ndarray, likelihood: str) -> Posterior:
+    """Condition arm A's posterior on reward R (Beta counts, or the Gaussian's sum and count)."""
+    if likelihood == "bernoulli":
+        return dataclasses.replace(post, **dict(zip(("alpha", "beta"), ops.beta_posterior(post.alpha, post.beta, A, R))))
+    rows = np.arange(A.shape[0])
+    reward_sum, N = post.reward_sum.copy(), post.N.copy()
+    reward_sum[rows, A] += R
+    N[rows, A] += 1
+    return dataclasses.replace(post, reward_sum=reward_sum, N=N)
+
+
+def train(config: Config, run_dir=None, **options: Any) -> Run:
     """Run Thompson sampling on config.runs testbeds for config.steps pulls each."""
-    with Session("thompson", config, run_dir, overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks) as s:
-        likelihood = s.reward_kind if config.likelihood == "auto" else config.likelihood
-        if likelihood == "bernoulli" and s.reward_kind != "bernoulli":
-            raise UnsupportedEnvError(
-                f"likelihood 'bernoulli' needs rewards in {{0, 1}}, but {config.env} has {s.reward_kind} rewards; "
-                "use --likelihood gaussian (or auto), or --env bandit-10-bernoulli."
-            )
-        rows = np.arange(config.runs)
-        shape = (config.runs, s.k)
-        alpha, beta = np.full(shape, config.prior_alpha), np.full(shape, config.prior_beta)
-        reward_sum, N = np.zeros(shape), np.zeros(shape)
-        for _ in s.steps():
-            if likelihood == "bernoulli":
-                theta = s.rng.beta(alpha, beta)
-            else:
-                mean, std = ops.gaussian_posterior(config.prior_mean, config.prior_std, reward_sum, N)
-                theta = mean + std * s.rng.standard_normal(shape)
-            A = theta.argmax(axis=1)  # continuous samples: ties have probability 0
-            R = s.pull(A)
-            if likelihood == "bernoulli":
-                alpha, beta = ops.beta_posterior(alpha, beta, A, R)
-            else:
-                reward_sum[rows, A] += R
-                N[rows, A] += 1
-        return s.finish()
+    testbed = Testbed("thompson", config)
+    likelihood = testbed.reward_kind if config.likelihood == "auto" else config.likelihood
+    if likelihood == "bernoulli" and testbed.reward_kind != "bernoulli":
+        testbed.close()
+        raise UnsupportedEnvError(
+            f"likelihood 'bernoulli' needs rewards in {{0, 1}}, but {config.env} has {testbed.reward_kind} rewards; "
+            "use --likelihood gaussian (or auto), or --env bandit-10-bernoulli."
+        )
+    shape = (config.runs, testbed.k)
+    with bandit_loop("thompson", config, testbed, run_dir, **options) as loop:
+        post = loop.start(lambda: Posterior(np.full(shape, config.prior_alpha), np.full(shape, config.prior_beta), np.zeros(shape), np.zeros(shape)))
+        while loop.running():
+            A = sample(post, likelihood, config, testbed.rng).argmax(axis=1)  # continuous samples: ties have probability 0
+            R = testbed.pull(A)
+            post = update(post, A, R, likelihood)
+            loop.record(1, testbed.metrics(), state=post)
+        return loop.finish()
+
+
+SPEC = AlgorithmSpec(
+    name="thompson",
+    family="bandit",
+    summary="Thompson sampling: Beta-Bernoulli or Gaussian posteriors",
+    config=Config,
+    train=train,
+    acts_on=ACTS_ON,
+    no_policy_reason=NO_POLICY,
+    budget_field="steps",
+)
+preset = SPEC.preset

@@ -10,24 +10,22 @@ Figure 2.4: c = 2 beats epsilon-greedy (epsilon = 0.1) on the 10-armed testbed a
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import BanditConfig, Session, check_step_size, no_policy
-from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import check
+from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, BanditConfig, Testbed, bandit_loop, check_step_size
+from rlsuite.algos.bandits.epsilon_greedy import ActionValues
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
+from rlsuite.errors import check
 from rlsuite.ops import bandits as ops
-
-SUMMARY = "upper-confidence-bound action selection"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(BanditConfig):
     c: float = 2.0
-    """Degree of exploration c > = 0 of Eq. 2.10 (0: greedy after every arm was tried once)."""
+    """Degree of exploration c >= 0 of Eq. 2.10 (0: greedy after every arm was tried once)."""
     step_size: float | None = None
     """Constant step size alpha in (0, 1]; None for the sample average 1/N(A)."""
 
@@ -37,22 +35,38 @@ class Config(BanditConfig):
         check_step_size(self.step_size)
 
 
-PRESETS: dict[str, dict[str, Any]] = {}
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
-HAS_POLICY = False  # the result is the learning curve; rlsuite.load() has nothing to load
-load_policy = no_policy
+def select(values: ActionValues, t: int, c: float, rng: np.random.Generator) -> np.ndarray:
+    """A_t = argmax_a [Q_t(a) + c sqrt(ln t / N_t(a))] (Eq. 2.10), untried arms first, ties at random."""
+    return ops.argmax_random_ties(ops.ucb_scores(values.Q, values.N, t, c), rng)
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def update(values: ActionValues, A: np.ndarray, R: np.ndarray, config: Config) -> ActionValues:
+    """N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4)."""
+    return ActionValues(*ops.sample_average_step(values.Q, values.N, A, R, config.step_size))
+
+
+def train(config: Config, run_dir=None, **options: Any) -> Run:
     """Run the UCB agent on config.runs testbeds for config.steps pulls each."""
-    with Session("ucb", config, run_dir, overwrite=overwrite, resume=resume, quiet=quiet, callbacks=callbacks) as s:
-        rows = np.arange(config.runs)
-        Q = np.zeros((config.runs, s.k))
-        N = np.zeros((config.runs, s.k))
-        for t in s.steps():
-            A = ops.argmax_random_ties(ops.ucb_scores(Q, N, t, config.c), s.rng)
-            R = s.pull(A)
-            N[rows, A] += 1
-            alpha = 1.0 / N[rows, A] if config.step_size is None else config.step_size
-            Q[rows, A] = ops.incremental_update(Q[rows, A], R, alpha)
-        return s.finish()
+    testbed = Testbed("ucb", config)
+    shape = (config.runs, testbed.k)
+    with bandit_loop("ucb", config, testbed, run_dir, **options) as loop:
+        values = loop.start(lambda: ActionValues(np.zeros(shape), np.zeros(shape)))
+        while loop.running():
+            A = select(values, loop.step + 1, config.c, testbed.rng)
+            R = testbed.pull(A)
+            values = update(values, A, R, config)
+            loop.record(1, testbed.metrics(), state=values)
+        return loop.finish()
+
+
+SPEC = AlgorithmSpec(
+    name="ucb",
+    family="bandit",
+    summary="upper-confidence-bound action selection",
+    config=Config,
+    train=train,
+    acts_on=ACTS_ON,
+    no_policy_reason=NO_POLICY,
+    budget_field="steps",
+)
+preset = SPEC.preset

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,22 +20,25 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlsuite.core import config as configs
-from rlsuite.core import run as runs
-from rlsuite.core.errors import check
-from rlsuite.core.loop import TrainingLoop, setup_torch
-from rlsuite.core.seeding import derive_seed
-from rlsuite.envs.vector import env_spaces, make_vector_env, require_spaces
+from rlsuite.core.loop import Loop
+from rlsuite.core.run import Run
+from rlsuite.core.seeding import derive_seed, setup_torch
+from rlsuite.core.spec import ActsOn, AlgorithmSpec
+from rlsuite.envs.evaluation import EpisodeEvaluator
+from rlsuite.envs.resolver import require, resolve
+from rlsuite.envs.checkpointing import CheckpointableEnvs
+from rlsuite.envs.vector import make_vector_env
+from rlsuite.errors import check
 from rlsuite.ops import losses, returns
 from rlsuite.ops.distributions import Categorical, DiagGaussian
 from rlsuite.ops.nets import ParallelMLP, RunningNorm
 from rlsuite.rollout.buffers import Rollout
 from rlsuite.rollout.collect import collect_rollout
-
-SUMMARY = "Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions"
+from rlsuite.rollout.step import EnvCursor
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(configs.TrainConfig):
+class PPOConfig(configs.TorchConfig):
     num_envs: int = 8
     """Parallel environments."""
     num_steps: int = 128
@@ -107,7 +111,6 @@ class PPOConfig(configs.TrainConfig):
         )
 
 
-Config = PPOConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     # rl-baselines3-zoo's tuned hyperparameters. SB3's value loss is the MSE without our 1/2, so its
@@ -127,17 +130,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(env: str | None = None, **overrides: Any) -> PPOConfig:
-    """PPOConfig with the tuned values for env (when there are some) and then overrides."""
-    return configs.with_preset(PPOConfig, PRESETS, env, **overrides)
-
-
 class ActorCritic(nn.Module):
     """Separate policy and value MLPs (as Stable-Baselines3's default), evaluated as one batched
     network, with optional observation normalization kept inside the saved policy."""
 
     def __init__(self, obs_space: spaces.Box, action_space: spaces.Space, config: PPOConfig):
         super().__init__()
+        self.observation_space, self.action_space = obs_space, action_space
         obs_dim = int(np.prod(obs_space.shape))
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.action_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
@@ -248,48 +247,71 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
     }
 
 
-def train(config: PPOConfig, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
-    """Train PPO; returns the Run (directory, evaluations, timing). See rlsuite.core.loop."""
-    obs_space, action_space = env_spaces(config.env)
-    require_spaces("ppo", config.env, obs_space, action_space)
-    device = setup_torch(config)  # an unavailable device fails here, before the run directory exists
-    run = runs.prepare("ppo", config, run_dir, overwrite=overwrite, resume=resume)
-    agent = ActorCritic(obs_space, action_space, config).to(device)
+@dataclasses.dataclass(frozen=True)
+class PPOState:
+    """What continues from one rollout to the next besides the networks and envs."""
+
+    cursor: EnvCursor
+    kl_coef: float
+    """beta of the adaptive KL penalty (objective 'kl')."""
+
+
+def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
+    """Train PPO; returns the Run. `options` are the Loop's (resume, overwrite, quiet, callbacks)."""
+    env = resolve(config.env)
+    require(env, "ppo", SPEC.acts_on)
+    device = setup_torch(config)
+    agent = ActorCritic(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
     rollout = Rollout.allocate(
-        config.num_steps, config.num_envs, obs_space.shape, action_space.shape,
+        config.num_steps, config.num_envs, env.observation_space.shape, env.action_space.shape,
         torch.long if agent.discrete else torch.float32, device,
     )
-    loop = TrainingLoop(
-        run, "ppo", config,
-        modules={"agent": agent, "optimizer": optimizer},
-        make_envs=lambda: make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma),
-        make_eval_envs=lambda n: make_vector_env(config.env, n),
-        act=agent.predict,
-        export=lambda: {"model": agent.state_dict(), "observation_space": obs_space, "action_space": action_space},
-        resume=resume, quiet=quiet, callbacks=callbacks,
-    )
-    with loop:
-        carry = loop.begin(lambda envs: {"obs": envs.reset(seed=derive_seed(config.seed, "train-envs"))[0], "prev_done": np.zeros(config.num_envs, bool)})
-        carry.setdefault("kl_coef", config.kl_coef)
+    envs = CheckpointableEnvs(make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma))
+    with Loop(
+        "ppo", config, run_dir, budget=config.budget, schedule=config.schedule,
+        parts={"agent": agent, "optimizer": optimizer, "envs": envs},
+        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
+        export=lambda directory: save_policy(agent, directory), **options,
+    ) as loop:
+        state = loop.start(lambda: PPOState(EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), config.kl_coef))
         while loop.running():
             remaining = 1.0 - loop.step / config.total_steps
             if config.anneal_lr:
                 optimizer.param_groups[0]["lr"] = remaining * config.learning_rate
             clip_coef = remaining * config.clip_coef if config.anneal_clip else config.clip_coef
-            episode_returns, episode_lengths = collect_rollout(loop.envs, agent, rollout, carry)
-            metrics = update(agent, optimizer, rollout, config, clip_coef, carry["kl_coef"])
+            episodes, cursor = collect_rollout(envs, agent, rollout, state.cursor)
+            metrics = update(agent, optimizer, rollout, config, clip_coef, state.kl_coef)
+            kl_coef = state.kl_coef
             if config.objective == "kl":
-                carry["kl_coef"] = losses.adapt_kl_coef(carry["kl_coef"], metrics["losses/approx_kl"], config.kl_target)
-                metrics["losses/kl_coef"] = carry["kl_coef"]
+                kl_coef = losses.adapt_kl_coef(kl_coef, metrics["losses/approx_kl"], config.kl_target)
+                metrics["losses/kl_coef"] = kl_coef
             metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
-            loop.record(config.batch_size, metrics, episode_returns, episode_lengths)
+            state = PPOState(cursor, kl_coef)
+            loop.record(config.batch_size, metrics, episodes=episodes, state=state)
         return loop.finish()
 
 
-def load_policy(payload: dict[str, Any]) -> ActorCritic:
-    """Rebuild the trained agent from model.pt's payload; use `.predict(obs)` to act."""
-    config = configs.from_dict(PPOConfig, payload["config"])
-    agent = ActorCritic(payload["observation_space"], payload["action_space"], config)
-    agent.load_state_dict(payload["model"])
+def save_policy(agent: ActorCritic, directory: Path) -> None:
+    torch.save({"state_dict": agent.state_dict(), "observation_space": agent.observation_space, "action_space": agent.action_space}, directory / "policy.pt")
+
+
+def load(config: PPOConfig, directory: Path) -> ActorCritic:
+    """The trained agent saved in directory (a run's model/); `.predict(obs)` acts."""
+    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
+    agent = ActorCritic(saved["observation_space"], saved["action_space"], config)
+    agent.load_state_dict(saved["state_dict"])
     return agent.eval()
+
+
+SPEC = AlgorithmSpec(
+    name="ppo",
+    family="deep",
+    summary="Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions",
+    config=PPOConfig,
+    presets=PRESETS,
+    train=train,
+    load=load,
+    acts_on=ActsOn("gymnasium", observations=("Box",), actions=("Discrete", "Box")),
+)
+preset = SPEC.preset

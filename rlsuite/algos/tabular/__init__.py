@@ -1,11 +1,12 @@
 """Tabular methods (Sutton & Barto ch. 4-8).
 
 Dynamic programming (ch. 4): policy_evaluation, policy_iteration, value_iteration. They solve the
-env's model (`rlsuite.envs.tabular.FiniteMDP`) with `rlsuite.ops.dp`; the run-directory plumbing
-they share (build the model, write metrics/model/plots) is `DPConfig` and `record_dp_run` below,
-kept here so each algorithm file reads like its box in the book; so are `DP_PRESETS`, the discount
-of each book example that policy and value iteration solve.
-Model-free control (ch. 5-8): mc_control, sarsa, expected_sarsa, q_learning, double_q_learning, dyna_q.
+env's model (`rlsuite.envs.tabular.FiniteMDP`) with `rlsuite.ops.dp`, one sweep (or one round of
+policy iteration) per Loop iteration; what they share is here, so each algorithm file reads like
+its box in the book: `DPConfig`, `DP_PRESETS` (the discount of each book example), `build_mdp`,
+`Solution` (the tables a run exports) and `dp_loop` / `finish_dp` (the run around the sweeps).
+Model-free control (ch. 5-8): mc_control, sarsa, expected_sarsa, q_learning, double_q_learning,
+dyna_q, driven by rlsuite.rollout.tabular.
 """
 
 from __future__ import annotations
@@ -16,9 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from rlsuite.core import checkpoint, config as configs, run as runs
-from rlsuite.core.errors import check
-from rlsuite.core.logging import CSVLog
+from rlsuite.core import config as configs
+from rlsuite.core.config import Budget, Schedule
+from rlsuite.core.loop import Figure, Loop
+from rlsuite.core.run import Run
+from rlsuite.core.spec import ActsOn
+from rlsuite.envs.resolver import require, resolve
+from rlsuite.errors import check
+from rlsuite.ops import dp
+from rlsuite.rollout.tabular import save_tables
+
+DP_ACTS_ON = ActsOn("mdp", observations=("Discrete",), actions=("Discrete",))
+NOT_RESUMABLE = (
+    "{algo} runs are not resumable: dynamic programming solves the model in one go (seconds) and keeps no "
+    "checkpoint. To solve it again (say with a larger max_iterations or another tol), start a new run: "
+    "`rlsuite train {algo} --config {run}/config.yaml --run-dir NEW_DIR`, or replace this one with --overwrite."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +47,7 @@ class DPConfig(configs.BaseConfig):
     tol: float = 1e-8
     """Guaranteed max-norm error of the values (gamma < 1); residual threshold for gamma = 1."""
     max_iterations: int = 100_000
-    """Give up (status 'not converged') after this many iterations."""
+    """Give up (status 'not_converged') after this many sweeps (policy iteration: rounds)."""
     is_slippery: bool | None = None
     """FrozenLake / CliffWalkingSlippery kwarg; None keeps the env's default."""
 
@@ -53,81 +67,51 @@ DP_PRESETS: dict[str, dict[str, Any]] = {
 """env id -> preset of policy_iteration and value_iteration: the discount of the book's example."""
 
 
-def build_mdp(config: DPConfig):
-    """The FiniteMDP of config.env (clear errors for unknown ids and non-tabular envs)."""
+def build_mdp(algo: str, config: DPConfig):
+    """The FiniteMDP of config.env (clear errors for unknown ids and envs without a model)."""
     from rlsuite.envs.tabular import FiniteMDP
 
     kwargs = {} if config.is_slippery is None else {"is_slippery": config.is_slippery}
+    require(resolve(config.env, **kwargs), algo, DP_ACTS_ON)
     return FiniteMDP.from_gymnasium(config.env, **kwargs)
 
 
-class TabularPolicy:
-    """Acts with a table of actions: predict(states) -> policy[states]."""
+class Solution:
+    """The tables a DP run is solving for, updated in place as it sweeps; exported as v.npy,
+    q.npy and policy.npy (greedy in q unless the method keeps its own policy)."""
 
-    def __init__(self, policy: np.ndarray):
-        self.policy = np.asarray(policy, dtype=np.int64)
+    def __init__(self, mdp, gamma: float):
+        self.mdp, self.gamma = mdp, gamma
+        self.v = np.zeros(mdp.n_states)
+        self.policy: np.ndarray | None = None
 
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.policy[np.asarray(obs).astype(np.int64)]
+    def q(self) -> np.ndarray:
+        return dp.q_from_v(self.mdp, self.v, self.gamma)
+
+    def greedy(self) -> np.ndarray:
+        return self.policy if self.policy is not None else dp.greedy_policy(self.q())
+
+    def export(self, directory: Path) -> None:
+        save_tables(directory, v=self.v, q=self.q(), policy=self.greedy())
 
 
-def load_tabular_policy(payload: dict[str, Any]) -> TabularPolicy:
-    return TabularPolicy(payload["policy"])
+def dp_loop(algo: str, config: DPConfig, solution: Solution, budget: Budget, run_dir=None, **options: Any) -> Loop:
+    """The Loop of a DP run: one metrics row per iteration, no checkpoints, convergence curve."""
+    curve = ("max_change", "error_bound") if budget.unit == "sweeps" else ("max_change",)
+    return Loop(algo, config, run_dir, budget=budget, schedule=Schedule(log_every=1), export=solution.export,
+                resumable=False, figures={"curve.png": Figure(curve, logy=True)}, **options)
 
 
-def record_dp_run(algo: str, config: DPConfig, mdp, run: runs.RunDir, v: np.ndarray, policy: np.ndarray, history: list[dict[str, float]], converged: bool, quiet: bool, q: np.ndarray | None = None) -> runs.Run:
-    """Write metrics.csv, model.pt, curve.png, values.png (grids) and run.yaml's final status."""
-    import gymnasium as gym
+def finish_dp(loop: Loop, solution: Solution, converged: bool) -> Run:
+    """Draw values.png (grid worlds), say how it went, and finish the run."""
+    from rlsuite.envs import gridworlds
 
-    log = CSVLog(run.metrics_file)
-    for row in history:
-        log.write({"step": row["iteration"], **row})
-    checkpoint.save(
-        {
-            "observation_space": gym.spaces.Discrete(mdp.n_states),
-            "action_space": gym.spaces.Discrete(mdp.n_actions),
-            "config": configs.to_dict(config),
-            "v": np.asarray(v),
-            "q": None if q is None else np.asarray(q),
-            "policy": np.asarray(policy, dtype=np.int64),
-            "converged": converged,
-        },
-        run.model_file,
-    )
-    plot_convergence(history, run.curve_file, f"{algo} on {config.env} (gamma={config.gamma})")
-    if mdp.shape is not None:
-        from rlsuite.envs import gridworlds
-
+    mdp, config = solution.mdp, loop.config
+    if mdp.shape is not None and loop.recorder.writes:
         moves = gridworlds.FROZEN_LAKE_MOVES if config.env.startswith("FrozenLake") else gridworlds.KING_MOVES + (gridworlds.STAY,)
-        gridworlds.plot_values(v, mdp.shape, policy, run.path / "values.png", title=f"{algo}: V and greedy policy", walls=mdp.walls, moves=moves)
-    iterations = int(history[-1]["iteration"]) if history else 0
-    run.write_meta(status="finished" if converged else "not_converged", step=iterations)
-    if not quiet:
+        gridworlds.plot_values(solution.v, mdp.shape, solution.greedy(), loop.figure_path("values.png"),
+                               title=f"{loop.algo}: V and greedy policy", walls=mdp.walls, moves=moves)
+    if not loop.quiet and not loop.interrupted:
         note = "" if converged else f" WITHOUT meeting tol={config.tol} (raise max_iterations)"
-        print(f"{algo} on {mdp.name}: {iterations} iterations{note}; max |V| = {np.max(np.abs(v)):.4g}; run dir {run.path}")
-    return runs.Run(dir=run.path, algo=algo, config=config, step=iterations, interrupted=not converged)
-
-
-def plot_convergence(history: list[dict[str, float]], out: Path, title: str) -> Path:
-    """max |V_{k+1} - V_k| per iteration on a log axis (and the error bound when there is one)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
-    k = [row["iteration"] for row in history]
-    for key, label in (("max_change", "max |V_k+1 - V_k|"), ("error_bound", "bound on max |V - V_target|")):
-        values = np.array([row.get(key, np.nan) for row in history], dtype=float)
-        values = np.where(values > 0, values, np.nan)
-        if np.isfinite(values).any():
-            ax.plot(k, values, marker="o" if len(k) < 30 else None, ms=3, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return Path(out)
+        print(f"{loop.algo} on {mdp.name}: {loop.step} {loop.budget.unit}{note}; max |V| = {np.max(np.abs(solution.v)):.4g}")
+    return loop.finish(status=None if converged else "not_converged")

@@ -14,15 +14,12 @@ not biased upward by noise (the maximization bias of Example 6.7, Figure 6.5).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 
-from rlsuite.core import config as configs
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "Double Q-learning"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +28,7 @@ class DoubleQLearningConfig(tabular.TabularControlConfig):
     """Evaluate the greedy policy (on Q1 + Q2) every this many steps (0: only at the end)."""
 
 
-Config = DoubleQLearningConfig
-
 PRESETS = tabular.TD_PRESETS
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -59,8 +53,19 @@ class Agent:
         return self.q1 + self.q2  # same argmax as their mean; what the behaviour policy acts on
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("double_q_learning", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="double_q_learning",
+    family="tabular",
+    summary="Double Q-learning",
+    config=DoubleQLearningConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

@@ -20,17 +20,14 @@ The model also remembers whether S' was terminal, so planning never bootstraps f
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.core import config as configs
-from rlsuite.core.errors import check
+from rlsuite.errors import check
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "Dyna-Q with n planning steps; Dyna-Q+ with an exploration bonus (--kappa)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +55,10 @@ class DynaQConfig(tabular.TabularControlConfig):
         check(self.kappa >= 0, f"kappa must be >= 0 (0 is plain Dyna-Q), got {self.kappa}.")
 
 
-Config = DynaQConfig
-
 PRESETS: dict[str, dict[str, Any]] = {
     "DynaMaze-v0": dict(gamma=0.95, alpha=0.1, epsilon=0.1, planning_steps=50, total_steps=5_000),
     "CliffWalking-v1": dict(gamma=1.0, alpha=0.5, epsilon=0.1, planning_steps=5, total_steps=5_000, eval_every=500),
 }
-
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -122,8 +115,19 @@ class Agent:
         return self.q
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("dyna_q", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="dyna_q",
+    family="tabular",
+    summary="Dyna-Q with n planning steps; Dyna-Q+ with an exploration bonus (--kappa)",
+    config=DynaQConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

@@ -11,15 +11,12 @@ the cliff with alpha = 0.5 it does a little better online than SARSA.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 
-from rlsuite.core import config as configs
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "Expected SARSA"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +25,7 @@ class ExpectedSarsaConfig(tabular.TabularControlConfig):
     """Probability of a uniformly random action in the epsilon-greedy policy (followed and used in the expectation)."""
 
 
-Config = ExpectedSarsaConfig
-
 PRESETS = tabular.TD_PRESETS
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -54,8 +48,19 @@ class Agent:
         return self.q
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("expected_sarsa", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="expected_sarsa",
+    family="tabular",
+    summary="Expected SARSA",
+    config=ExpectedSarsaConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

@@ -17,17 +17,14 @@ constant step size instead. An episode cut by a time limit is used as if it had 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
 
-from rlsuite.core import config as configs
-from rlsuite.core.errors import check
+from rlsuite.errors import check
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "first-visit Monte Carlo control with an epsilon-soft policy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +45,9 @@ class MCControlConfig(tabular.TabularControlConfig):
         check(self.alpha is None or 0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1] or None for sample averages, got {self.alpha}.")
 
 
-Config = MCControlConfig
-
 PRESETS: dict[str, dict[str, Any]] = {
     "FrozenLake-v1": dict(gamma=0.95, epsilon=0.1, total_steps=100_000, eval_episodes=100),
 }
-
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -96,8 +89,19 @@ class Agent:
         return self.q
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("mc_control", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="mc_control",
+    family="tabular",
+    summary="first-visit Monte Carlo control with an epsilon-soft policy",
+    config=MCControlConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

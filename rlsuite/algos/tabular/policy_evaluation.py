@@ -9,9 +9,9 @@
     until Delta < theta
 
 The policy is the equiprobable random one (as in Example 4.1 / Figure 4.1). Sweeps are
-synchronous; theta = tol (1 - gamma) / gamma guarantees max_s |V(s) - v_pi(s)| < tol.
-model.pt holds v_pi and the policy greedy w.r.t. it (one step of policy improvement, section 4.2),
-which is what `rlsuite.load(run).act(state)` returns.
+synchronous, one per Loop iteration; theta = tol (1 - gamma) / gamma guarantees
+max_s |V(s) - v_pi(s)| < tol. The run exports v_pi, q_pi and the policy greedy w.r.t. them (one
+step of policy improvement, section 4.2), which is what `rlsuite.load(run).act(state)` returns.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rlsuite.algos.tabular import DPConfig, build_mdp, load_tabular_policy, record_dp_run
-from rlsuite.core import run as runs
-from rlsuite.ops import dp
+import numpy as np
 
-SUMMARY = "iterative policy evaluation of a fixed (default: uniform random) policy"
+from rlsuite.algos.tabular import DP_ACTS_ON, NOT_RESUMABLE, DPConfig, Solution, build_mdp, dp_loop, finish_dp
+from rlsuite.core.config import Budget
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
+from rlsuite.ops import dp
+from rlsuite.rollout.tabular import load_greedy
+
 PRESETS: dict[str, dict[str, Any]] = {
     "GridWorld4x4-v0": {"gamma": 1.0},
     "GridWorld5x5-v0": {"gamma": 0.9},
@@ -31,28 +35,39 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(DPConfig):
+class PolicyEvaluationConfig(DPConfig):
     """Evaluation of the equiprobable random policy."""
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def train(config: PolicyEvaluationConfig, run_dir=None, **options: Any) -> Run:
     """Compute v_pi of the uniform random policy on config.env's model; write the run directory."""
-    mdp = build_mdp(config)
-    dp.check_gamma(config.gamma)
+    mdp = build_mdp("policy_evaluation", config)
     pi = dp.uniform_policy(mdp)
-    if config.gamma == 1.0:
-        dp.policy_evaluation(mdp, pi, 1.0, config.tol, max_iterations=1)  # raises early if pi never terminates
-    run = runs.prepare("policy_evaluation", config, run_dir, overwrite=overwrite, resume=False)
-    try:
-        v, history = dp.policy_evaluation(mdp, pi, config.gamma, config.tol, config.max_iterations)
-        converged = True
-    except dp.NotConvergedError:
-        v, history = dp.policy_evaluation(mdp, pi, config.gamma, float("inf"), config.max_iterations)
-        converged = False
-    q = dp.q_from_v(mdp, v, config.gamma)
-    return record_dp_run("policy_evaluation", config, mdp, run, v, dp.greedy_policy(q), history, converged, quiet, q=q)
+    dp.require_terminating(mdp, pi, config.gamma)  # gamma = 1 needs pi to end episodes; before the run dir exists
+    P_pi, r_pi = dp.policy_model(mdp, pi)
+    theta = dp.stopping_threshold(config.gamma, config.tol)
+    solution = Solution(mdp, config.gamma)
+    converged = False
+    with dp_loop("policy_evaluation", config, solution, Budget(config.max_iterations, "sweeps"), run_dir, **options) as loop:
+        while not converged and loop.running():
+            v = dp.expectation_sweep(P_pi, r_pi, solution.v, config.gamma)
+            delta = float(np.max(np.abs(v - solution.v)))
+            solution.v, converged = v, delta < theta
+            loop.record(1, {"max_change": delta, "error_bound": dp.error_bound(config.gamma, delta)})
+        return finish_dp(loop, solution, converged)
 
 
-def load_policy(payload: dict[str, Any]):
-    """The policy greedy w.r.t. v_pi: `.predict(states) -> actions`."""
-    return load_tabular_policy(payload)
+SPEC = AlgorithmSpec(
+    name="policy_evaluation",
+    family="dp",
+    summary="iterative policy evaluation of a fixed (default: uniform random) policy",
+    config=PolicyEvaluationConfig,
+    presets=PRESETS,
+    train=train,
+    load=load_greedy,
+    acts_on=DP_ACTS_ON,
+    budget_field="max_iterations",
+    resumable=False,
+    not_resumable_reason=NOT_RESUMABLE,
+)
+preset = SPEC.preset

@@ -5,8 +5,9 @@
     3. Policy improvement: pi(s) <- argmax_a sum_{s', r} p(s', r | s, a) [r + gamma V(s')]
        If pi changed anywhere, go to 2; else stop and return V ~ v_*, pi ~ pi_*
 
-Evaluation is exact (a linear solve, up to 1,000 states by default) or iterative to `tol`, warm-started from
-the previous V. Improvement keeps the current action on ties (the fix of Exercise 4.4), so it
+One evaluation and improvement per Loop iteration. Evaluation is exact (a linear solve, up to
+1,000 states by default) or iterative to `tol`, warm-started from the previous V. Improvement
+keeps the current action on ties, up to the evaluation error (the fix of Exercise 4.4), so it
 cannot cycle between equally good actions. With gamma = 1, pi starts as a policy that terminates.
 """
 
@@ -15,31 +16,48 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from rlsuite.algos.tabular import DP_PRESETS, DPConfig, build_mdp, load_tabular_policy, record_dp_run
-from rlsuite.core import run as runs
+from rlsuite.algos.tabular import DP_ACTS_ON, DP_PRESETS, NOT_RESUMABLE, DPConfig, Solution, build_mdp, dp_loop, finish_dp
+from rlsuite.core.config import Budget
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import dp
-
-SUMMARY = "policy iteration: evaluation and greedy improvement until stable"
-PRESETS = DP_PRESETS
+from rlsuite.rollout.tabular import load_greedy
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(DPConfig):
+class PolicyIterationConfig(DPConfig):
     evaluation: Literal["auto", "exact", "iterative"] = "auto"
     """How step 2 computes v_pi: 'exact' (dense linear solve), 'iterative' (to tol) or 'auto'
     (exact up to 1,000 states)."""
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def train(config: PolicyIterationConfig, run_dir=None, **options: Any) -> Run:
     """Run policy iteration on config.env's model; write the run directory."""
-    mdp = build_mdp(config)
+    mdp = build_mdp("policy_iteration", config)
     dp.check_solvable(mdp, config.gamma)  # before the run dir exists
-    run = runs.prepare("policy_iteration", config, run_dir, overwrite=overwrite, resume=False)
-    exact = None if config.evaluation == "auto" else config.evaluation == "exact"
-    result = dp.policy_iteration(mdp, config.gamma, config.tol, config.max_iterations, exact=exact)
-    return record_dp_run("policy_iteration", config, mdp, run, result.v, result.policy, result.history, result.converged, quiet, q=result.q)
+    exact = mdp.n_states <= dp.EXACT_MAX_STATES if config.evaluation == "auto" else config.evaluation == "exact"
+    solution = Solution(mdp, config.gamma)
+    solution.policy = dp.initial_policy(mdp, config.gamma)
+    stable = False
+    with dp_loop("policy_iteration", config, solution, Budget(config.max_iterations, "iterations"), run_dir, **options) as loop:
+        while not stable and loop.running():
+            solution.v, _, improved, row = dp.policy_iteration_step(mdp, solution.policy, solution.v, config.gamma, config.tol, exact)
+            solution.policy, stable = improved, row["policy_changes"] == 0
+            loop.record(1, row)
+        return finish_dp(loop, solution, stable)
 
 
-def load_policy(payload: dict[str, Any]):
-    """The final (stable) policy: `.predict(states) -> actions`."""
-    return load_tabular_policy(payload)
+SPEC = AlgorithmSpec(
+    name="policy_iteration",
+    family="dp",
+    summary="policy iteration: evaluation and greedy improvement until stable",
+    config=PolicyIterationConfig,
+    presets=DP_PRESETS,
+    train=train,
+    load=load_greedy,
+    acts_on=DP_ACTS_ON,
+    budget_field="max_iterations",
+    resumable=False,
+    not_resumable_reason=NOT_RESUMABLE,
+)
+preset = SPEC.preset

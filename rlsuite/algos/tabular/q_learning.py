@@ -13,15 +13,12 @@ the cliff (Example 6.6) it learns the edge path but falls off more often than SA
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 
-from rlsuite.core import config as configs
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "Q-learning"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +26,7 @@ class QLearningConfig(tabular.TabularControlConfig):
     """Q-learning: the fields shared by tabular control methods (rlsuite.rollout.tabular)."""
 
 
-Config = QLearningConfig
-
 PRESETS = tabular.TD_PRESETS
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -54,8 +48,19 @@ class Agent:
         return self.q
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("q_learning", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="q_learning",
+    family="tabular",
+    summary="Q-learning",
+    config=QLearningConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

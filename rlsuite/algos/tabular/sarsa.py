@@ -17,18 +17,15 @@ A time-limit truncation is not a terminal state: the flushed returns then bootst
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from rlsuite.core import config as configs
-from rlsuite.core.errors import check
+from rlsuite.errors import check
+from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import td
 from rlsuite.rollout import tabular
-
-SUMMARY = "SARSA and n-step SARSA (--n)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +40,10 @@ class SarsaConfig(tabular.TabularControlConfig):
         check(self.n >= 1, f"n (steps of n-step SARSA) must be >= 1 (1 is one-step SARSA), got {self.n}.")
 
 
-Config = SarsaConfig
-
 PRESETS: dict[str, dict[str, Any]] = {
     **tabular.TD_PRESETS,
     "WindyGridWorld-v0": dict(gamma=1.0, alpha=0.5, epsilon=0.1, total_steps=8_000, eval_every=1_000),  # Example 6.5
 }
-
-preset = functools.partial(configs.with_preset, Config, PRESETS)  # preset(env=None, **overrides) -> Config
 
 
 class Agent:
@@ -87,8 +80,19 @@ class Agent:
         return self.q
 
 
-# Entry points for the registry, CLI and tests: rlsuite.rollout.tabular drives this file's Agent.
-agent_factory = tabular.agent_factory(Agent)
-averaged_returns = tabular.averaged_returns_of(Agent)
 train = tabular.trainer("sarsa", Agent)
-load_policy = tabular.load_greedy
+averaged_returns = tabular.averaged_returns_of(Agent)
+agent_factory = tabular.agent_factory(Agent)
+
+
+SPEC = AlgorithmSpec(
+    name="sarsa",
+    family="tabular",
+    summary="SARSA and n-step SARSA (--n)",
+    config=SarsaConfig,
+    presets=PRESETS,
+    train=train,
+    load=tabular.load_greedy,
+    acts_on=tabular.ACTS_ON,
+)
+preset = SPEC.preset

@@ -8,8 +8,9 @@
     until Delta < theta
     Output the deterministic policy pi(s) = argmax_a sum_{s', r} p(s', r | s, a) [r + gamma V(s')]
 
-Sweeps are synchronous and vectorized. theta is not a free knob here: it is set from `tol` as
-tol (1 - gamma) / gamma, which guarantees max_s |V(s) - v_*(s)| < tol (see rlsuite.ops.dp).
+Sweeps are synchronous and vectorized, one per Loop iteration. theta is not a free knob here:
+it is set from `tol` as tol (1 - gamma) / gamma, which guarantees max_s |V(s) - v_*(s)| < tol
+(see rlsuite.ops.dp).
 """
 
 from __future__ import annotations
@@ -17,28 +18,48 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rlsuite.algos.tabular import DP_PRESETS, DPConfig, build_mdp, load_tabular_policy, record_dp_run
-from rlsuite.core import run as runs
-from rlsuite.ops import dp
+import numpy as np
 
-SUMMARY = "value iteration with a max-error stopping bound"
-PRESETS = DP_PRESETS
+from rlsuite.algos.tabular import DP_ACTS_ON, DP_PRESETS, NOT_RESUMABLE, DPConfig, Solution, build_mdp, dp_loop, finish_dp
+from rlsuite.core.config import Budget
+from rlsuite.core.run import Run
+from rlsuite.core.spec import AlgorithmSpec
+from rlsuite.ops import dp
+from rlsuite.rollout.tabular import load_greedy
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(DPConfig):
+class ValueIterationConfig(DPConfig):
     """Value iteration: the fields of every DP method (env, gamma, tol, max_iterations, ...)."""
 
 
-def train(config: Config, run_dir=None, *, overwrite: bool = False, resume: bool = False, quiet: bool = False, callbacks=()) -> runs.Run:
+def train(config: ValueIterationConfig, run_dir=None, **options: Any) -> Run:
     """Solve config.env's model for v_* and its greedy policy; write the run directory."""
-    mdp = build_mdp(config)
+    mdp = build_mdp("value_iteration", config)
     dp.check_solvable(mdp, config.gamma)  # before the run dir exists
-    run = runs.prepare("value_iteration", config, run_dir, overwrite=overwrite, resume=False)
-    result = dp.value_iteration(mdp, config.gamma, config.tol, config.max_iterations)
-    return record_dp_run("value_iteration", config, mdp, run, result.v, result.policy, result.history, result.converged, quiet, q=result.q)
+    theta = dp.stopping_threshold(config.gamma, config.tol)
+    solution = Solution(mdp, config.gamma)
+    converged = False
+    with dp_loop("value_iteration", config, solution, Budget(config.max_iterations, "sweeps"), run_dir, **options) as loop:
+        while not converged and loop.running():
+            v = dp.optimality_sweep(mdp, solution.v, config.gamma)
+            delta = float(np.max(np.abs(v - solution.v)))
+            solution.v, converged = v, delta < theta
+            loop.record(1, {"max_change": delta, "error_bound": dp.error_bound(config.gamma, delta)})
+        return finish_dp(loop, solution, converged)
 
 
-def load_policy(payload: dict[str, Any]):
-    """The greedy policy w.r.t. the computed v_*: `.predict(states) -> actions`."""
-    return load_tabular_policy(payload)
+SPEC = AlgorithmSpec(
+    name="value_iteration",
+    family="dp",
+    summary="value iteration with a max-error stopping bound",
+    config=ValueIterationConfig,
+    presets=DP_PRESETS,
+    train=train,
+    load=load_greedy,
+    acts_on=DP_ACTS_ON,
+    budget_field="max_iterations",
+    resumable=False,
+    not_resumable_reason=NOT_RESUMABLE,
+)
+preset = SPEC.preset

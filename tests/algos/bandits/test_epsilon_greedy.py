@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlsuite.algos.bandits import epsilon_greedy
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 
 
 def curve(run, column):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlsuite.algos.bandits import gradient_bandit
-from rlsuite.core.errors import ConfigError
+from rlsuite.errors import ConfigError
 
 
 def late_optimal(run, last=100):

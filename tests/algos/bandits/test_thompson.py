@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlsuite.algos.bandits import epsilon_greedy, thompson
-from rlsuite.core.errors import ConfigError, UnsupportedEnvError
+from rlsuite.errors import ConfigError, UnsupportedEnvError
 
 
 def column(run, name):

@@ -10,17 +10,19 @@ import torch
 import rlsuite
 from rlsuite.algos.deep import ppo
 from rlsuite.core import checkpoint
+from rlsuite.core.run import RunDir
+from rlsuite.errors import EXIT_INTERRUPTED, CheckpointError
 
 SMALL = dict(num_envs=4, num_steps=32, minibatch_size=64, update_epochs=2, eval_every=512, eval_episodes=2, checkpoint_every=0)
 
 
 def final_state(run_dir):
-    return checkpoint.load(run_dir / "checkpoint.pt")
+    return checkpoint.load_state(RunDir(run_dir).latest_checkpoint())
 
 
 def assert_same_state(a, b):
     for name in ("agent", "optimizer"):
-        flat_a, flat_b = torch.utils._pytree.tree_flatten(a["modules"][name])[0], torch.utils._pytree.tree_flatten(b["modules"][name])[0]
+        flat_a, flat_b = torch.utils._pytree.tree_flatten(a["parts"][name])[0], torch.utils._pytree.tree_flatten(b["parts"][name])[0]
         assert len(flat_a) == len(flat_b)
         for x, y in zip(flat_a, flat_b):
             if isinstance(x, torch.Tensor):
@@ -45,11 +47,12 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, env, extra):
     resumed = ppo.train(config, tmp_path / "cut", resume=True, quiet=True)
     assert not resumed.interrupted and resumed.step == whole.step == 2048
     assert_same_state(final_state(tmp_path / "whole"), final_state(tmp_path / "cut"))
-    assert resumed.evaluations == whole.evaluations
+    for column in whole.evaluations:
+        np.testing.assert_array_equal(resumed.evaluations[column], whole.evaluations[column])
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
-    cmd = [sys.executable, "-m", "rlsuite.core.cli", "train", "ppo", "--run-dir", "run", "--total-steps", "10000000",
+    cmd = [sys.executable, "-m", "rlsuite.cli", "train", "ppo", "--run-dir", "run", "--total-steps", "10000000",
            "--eval-every", "0", "--log-every", "256"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = tmp_path / "run" / "metrics.csv"
@@ -58,9 +61,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+    assert proc.returncode == EXIT_INTERRUPTED, out
     assert "Resume with: rlsuite resume run" in out and "Traceback" not in out
-    saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    saved = final_state(tmp_path / "run")
     assert 0 < saved["step"] < 10_000_000
     resumed = rlsuite.resume(tmp_path / "run", total_steps=saved["step"] + 512, quiet=True)
     assert resumed.step == saved["step"] + 512 and not resumed.interrupted
@@ -107,19 +110,20 @@ def test_ppo_solves_cartpole():
     assert max(mean for _, mean in run.evaluations) >= 475
 
 
-def test_resume_when_envs_cannot_be_pickled_warns_and_continues(tmp_path, monkeypatch):
-    from rlsuite.core import loop as loop_module
+def test_envs_that_cannot_be_pickled_leave_a_loadable_but_not_resumable_checkpoint(tmp_path, monkeypatch):
+    from rlsuite.envs import checkpointing
 
     def refuse(obj):
         raise TypeError("cannot pickle a subprocess")
 
-    monkeypatch.setattr(loop_module.cloudpickle, "dumps", refuse)
+    monkeypatch.setattr(checkpointing.cloudpickle, "dumps", refuse)
     config = ppo.preset("CartPole-v1", objective="kl", total_steps=1024, **SMALL)
-    first = ppo.train(config, tmp_path / "r", quiet=True, callbacks=[lambda loop: loop.request_stop()])
-    assert first.interrupted and checkpoint.load(tmp_path / "r" / "checkpoint.pt")["envs"] is None
-    with pytest.warns(UserWarning, match="could not be saved"):
-        resumed = ppo.train(config, tmp_path / "r", resume=True, quiet=True)
-    assert resumed.step == 1024 and not resumed.interrupted
+    with pytest.warns(UserWarning, match="cannot be pickled"):
+        first = ppo.train(config, tmp_path / "r", quiet=True, callbacks=[lambda loop: loop.request_stop()])
+    assert first.interrupted and final_state(tmp_path / "r")["parts"]["envs"]["env"] is None
+    assert rlsuite.load(tmp_path / "r").act(np.zeros(4, np.float32)) in (0, 1)  # still a policy
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        ppo.train(config, tmp_path / "r", resume=True, quiet=True)
 
 
 def read_column(run_dir, name):

@@ -6,12 +6,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import rlsuite
 from rlsuite.algos.tabular import double_q_learning, dyna_q, expected_sarsa, mc_control, q_learning, sarsa
-from rlsuite.core import cli
-from rlsuite.core.errors import ConfigError, UnsupportedEnvError
+from rlsuite import cli
+from rlsuite.errors import ConfigError, UnsupportedEnvError
+from rlsuite.core import checkpoint
+from rlsuite.core.run import RunDir
 from rlsuite.rollout import tabular
 
 ALL = {"mc_control": mc_control, "sarsa": sarsa, "expected_sarsa": expected_sarsa,
@@ -61,7 +62,7 @@ def _agent(module, config, env):
 
 def _run_episodes(module, config, env, episodes):
     agent = _agent(module, config, env)
-    tabular.run_steps(env, agent, tabular.new_carry(), max_episodes=episodes)
+    tabular.run_steps(env, agent, tabular.EpisodeCursor(), max_episodes=episodes)
     return agent.q_values()
 
 
@@ -70,7 +71,7 @@ def _run_episodes(module, config, env, episodes):
 def test_n_step_sarsa_matches_hand_computed_updates():
     # gamma 0.5, alpha 1, n 2. Episode 1: Q(0) = 1 + 0.5*2 + 0.25*Q(2)=0 -> 2; then the flush at
     # T = 3: Q(1) = 2 + 0.5*3 = 3.5, Q(2) = 3. Episode 2: Q(0) = 1 + 1 + 0.25*3 = 2.75.
-    config = sarsa.Config(gamma=0.5, alpha=1.0, n=2, epsilon=0.0)
+    config = sarsa.SPEC.config(gamma=0.5, alpha=1.0, n=2, epsilon=0.0)
     np.testing.assert_allclose(_run_episodes(sarsa, config, Chain(), 1)[:3, 0], [2.0, 3.5, 3.0])
     np.testing.assert_allclose(_run_episodes(sarsa, config, Chain(), 2)[:3, 0], [2.75, 3.5, 3.0])
 
@@ -80,15 +81,15 @@ def test_one_step_methods_match_hand_computed_updates():
     # Episode 2: Q(0) = 0.5 + 0.5 (1 + 0.5*1 - 0.5) = 1, Q(1) = 1 + 0.5 (2 + 0.75 - 1) = 1.875, Q(2) = 2.25.
     for module in (sarsa, expected_sarsa, q_learning, dyna_q):
         extra = {"planning_steps": 0} if module is dyna_q else {}
-        config = module.Config(gamma=0.5, alpha=0.5, epsilon=0.0, **extra)
+        config = module.SPEC.config(gamma=0.5, alpha=0.5, epsilon=0.0, **extra)
         np.testing.assert_allclose(_run_episodes(module, config, Chain(), 2)[:3, 0], [1.0, 1.875, 2.25], err_msg=module.__name__)
 
 
 def test_first_visit_mc_averages_returns():
     # gamma 0.5: returns G_0 = 1 + 1 + 0.75 = 2.75, G_1 = 3.5, G_2 = 3, identical every episode.
-    config = mc_control.Config(gamma=0.5, epsilon=0.0)
+    config = mc_control.SPEC.config(gamma=0.5, epsilon=0.0)
     np.testing.assert_allclose(_run_episodes(mc_control, config, Chain(), 3)[:3, 0], [2.75, 3.5, 3.0])
-    config = mc_control.Config(gamma=0.5, epsilon=0.0, alpha=0.5)
+    config = mc_control.SPEC.config(gamma=0.5, epsilon=0.0, alpha=0.5)
     np.testing.assert_allclose(_run_episodes(mc_control, config, Chain(), 2)[:3, 0], [2.75 * 0.75, 3.5 * 0.75, 3.0 * 0.75])
 
 
@@ -96,7 +97,7 @@ def test_first_visit_mc_averages_returns():
 
 @pytest.mark.parametrize("name", list(ALL))
 def test_continuous_observations_are_refused_before_any_work(name):
-    config = ALL[name].Config(env="CartPole-v1")
+    config = ALL[name].SPEC.config(env="CartPole-v1")
     with pytest.raises(UnsupportedEnvError, match="Discrete observation"):
         ALL[name].train(config, "run", quiet=True)
     assert not Path("run").exists()
@@ -110,7 +111,7 @@ def test_continuous_actions_are_refused():
     gym.register("BoxActionsTest-v0", entry_point=BoxActions)
     try:
         with pytest.raises(UnsupportedEnvError, match="Discrete action"):
-            q_learning.train(q_learning.Config(env="BoxActionsTest-v0"), "run", quiet=True)
+            q_learning.train(q_learning.SPEC.config(env="BoxActionsTest-v0"), "run", quiet=True)
     finally:
         gym.registry.pop("BoxActionsTest-v0")
     assert not Path("run").exists()
@@ -120,16 +121,16 @@ def test_continuous_actions_are_refused():
 @pytest.mark.parametrize("field, value", [("gamma", 1.5), ("gamma", -0.1), ("alpha", 0.0), ("alpha", 1.5), ("epsilon", -0.1), ("epsilon", 1.1)])
 def test_out_of_range_fields_are_config_errors(name, field, value):
     with pytest.raises(ConfigError, match=field):
-        ALL[name].Config(**{field: value})
+        ALL[name].SPEC.config(**{field: value})
 
 
 def test_method_parameters_are_checked():
     with pytest.raises(ConfigError, match="n "):
-        sarsa.Config(n=0)
+        sarsa.SPEC.config(n=0)
     with pytest.raises(ConfigError, match="planning_steps"):
-        dyna_q.Config(planning_steps=-1)
+        dyna_q.SPEC.config(planning_steps=-1)
     with pytest.raises(ConfigError, match="kappa"):
-        dyna_q.Config(kappa=-1.0)
+        dyna_q.SPEC.config(kappa=-1.0)
 
 
 def test_cli_reports_bad_env_and_runs_q_learning(capsys):
@@ -153,16 +154,16 @@ RESUME_CASES = {
 
 
 def _tables(run_dir):
-    payload = torch.load(f"{run_dir}/checkpoint.pt", weights_only=False)
-    return payload["modules"]["agent"], payload["carry"]
+    payload = checkpoint.load_state(RunDir(Path(run_dir)).latest_checkpoint())
+    return payload["parts"]["agent"], payload["state"].cursor
 
 
 @pytest.mark.parametrize("name", list(RESUME_CASES))
 def test_resume_continues_exactly(name):
     module = ALL[name]
-    config = module.Config(total_steps=2_500, eval_every=0, **RESUME_CASES[name])
+    config = module.SPEC.config(total_steps=2_500, eval_every=0, **RESUME_CASES[name])
     straight = module.train(config, "straight", quiet=True)
-    first = module.train(module.Config(**{**RESUME_CASES[name], "total_steps": 1_200, "eval_every": 0}), "split", quiet=True)
+    first = module.train(module.SPEC.config(**{**RESUME_CASES[name], "total_steps": 1_200, "eval_every": 0}), "split", quiet=True)
     assert first.step == 1_200
     resumed = rlsuite.resume("split", quiet=True, total_steps=2_500)
     assert straight.step == resumed.step == 2_500
@@ -171,11 +172,12 @@ def test_resume_continues_exactly(name):
     for key in a:
         if isinstance(a[key], np.ndarray):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert carry_a["s"] == carry_b["s"] and carry_a["episode_return"] == carry_b["episode_return"]
-    for part in ("config.yaml", "run.yaml", "metrics.csv", "eval.csv", "model.pt", "curve.png"):
+    assert carry_a == carry_b
+    for part in ("config.yaml", "run.yaml", "metrics.csv", "eval.csv", "episodes.csv", "model/q.npy", "curve.png"):
         assert (straight.dir / part).is_file(), part
     policy = rlsuite.load(straight.dir)
-    np.testing.assert_array_equal(policy.act(np.arange(5)), np.argmax(module.load_policy(torch.load(straight.dir / "model.pt", weights_only=False)).q[:5], 1))
+    np.testing.assert_array_equal(policy.act(np.arange(5)), np.argmax(np.load(straight.dir / "model" / "q.npy")[:5], 1))
+    np.testing.assert_array_equal(policy.q, np.load(straight.dir / "model" / "q.npy"))
 
 
 # --- the book's results (slow) ------------------------------------------------------------------
@@ -187,7 +189,7 @@ def test_cliff_walking_online_returns_order_expected_sarsa_sarsa_q_learning():
     (Figure 6.3). Averaged over 12 runs, episodes 101-300 (standard errors are ~0.3-1)."""
     means = {}
     for module in (expected_sarsa, sarsa, q_learning):
-        returns, _ = module.averaged_returns(module.Config(alpha=0.5, epsilon=0.1, gamma=1.0, seed=7), runs=12, episodes=300)
+        returns, _ = module.averaged_returns(module.SPEC.config(alpha=0.5, epsilon=0.1, gamma=1.0, seed=7), runs=12, episodes=300)
         means[module.__name__.split(".")[-1]] = returns[:, 100:].mean()
     assert means["expected_sarsa"] > means["sarsa"] + 2, means
     assert means["sarsa"] > means["q_learning"] + 10, means
@@ -196,7 +198,7 @@ def test_cliff_walking_online_returns_order_expected_sarsa_sarsa_q_learning():
 
 @pytest.mark.slow
 def test_q_learning_greedy_policy_walks_the_cliff_edge():
-    run = q_learning.train(q_learning.Config(seed=3, total_steps=15_000, eval_every=0), "run", quiet=True)
+    run = q_learning.train(q_learning.SPEC.config(seed=3, total_steps=15_000, eval_every=0), "run", quiet=True)
     assert run.final_eval == -13.0
     env = gym.make("CliffWalking-v1")
     policy = rlsuite.load(run.dir)
@@ -215,7 +217,7 @@ def test_q_learning_greedy_policy_walks_the_cliff_edge():
 def test_sarsa_on_windy_gridworld_matches_example_6_5():
     """Example 6.5 (epsilon 0.1, alpha 0.5, gamma 1): about 170 episodes are completed in the first
     8000 time steps (the graph of Example 6.5)."""
-    config = sarsa.Config(env="WindyGridWorld-v0", alpha=0.5, epsilon=0.1, gamma=1.0)
+    config = sarsa.SPEC.config(env="WindyGridWorld-v0", alpha=0.5, epsilon=0.1, gamma=1.0)
     episodes = []
     for run in range(3):
         env = gym.make("WindyGridWorld-v0")
@@ -231,7 +233,7 @@ def test_dyna_q_planning_speeds_up_the_maze():
     n = 0 (book: about 15-20 steps vs. hundreds). Here 8 runs each."""
     steps = {}
     for n in (0, 5, 50):
-        _, lengths = dyna_q.averaged_returns(dyna_q.Config(planning_steps=n, seed=2), runs=8, episodes=10)
+        _, lengths = dyna_q.averaged_returns(dyna_q.SPEC.config(planning_steps=n, seed=2), runs=8, episodes=10)
         steps[n] = lengths[:, 1:].mean()
     assert steps[0] > 150, steps
     assert steps[5] < steps[0] / 3 and steps[50] < steps[0] / 5, steps
@@ -240,13 +242,13 @@ def test_dyna_q_planning_speeds_up_the_maze():
 
 @pytest.mark.slow
 def test_dyna_q_plus_trains_and_finds_the_goal():
-    _, lengths = dyna_q.averaged_returns(dyna_q.Config(planning_steps=20, kappa=1e-3, seed=4), runs=3, episodes=20)
+    _, lengths = dyna_q.averaged_returns(dyna_q.SPEC.config(planning_steps=20, kappa=1e-3, seed=4), runs=3, episodes=20)
     assert lengths[:, -5:].mean() < 40, lengths
 
 
 @pytest.mark.slow
 def test_mc_control_finds_the_goal_on_deterministic_frozen_lake():
-    config = mc_control.Config(gamma=0.95, epsilon=0.1, seed=5)
+    config = mc_control.SPEC.config(gamma=0.95, epsilon=0.1, seed=5)
     env_factory = lambda: gym.make("FrozenLake-v1", is_slippery=False)  # noqa: E731
     for run in range(3):
         env = env_factory()
@@ -267,7 +269,7 @@ def test_double_q_learning_removes_maximization_bias():
     more often than Double Q-learning; the optimal behaviour is left 5% of the time (epsilon / 2)."""
     left = {}
     for module in (q_learning, double_q_learning):
-        config = module.Config(alpha=0.1, epsilon=0.1, gamma=1.0, seed=11)
+        config = module.SPEC.config(alpha=0.1, epsilon=0.1, gamma=1.0, seed=11)
         _, lengths = module.averaged_returns(config, runs=150, episodes=300, make_env=MaximizationBias)
         went_left = lengths == 2
         left[module.__name__.split(".")[-1]] = (went_left.mean(), went_left[:, 100:].mean())

@@ -1,7 +1,11 @@
 """The `rlsuite` command: train, eval, resume, plot, list.
 
 Config flags are generated from each algorithm's config dataclass by tyro, so every field is a
-`--field value` flag with its docstring as help (`rlsuite train ppo --help`).
+`--field value` flag with its docstring as help (`rlsuite train ppo --help`). Only what a command
+needs is imported: `rlsuite --help` and `rlsuite list` never import torch.
+
+Exit codes: 0 finished, 2 bad input, 3 diverged (NaN), 4 interrupted with a resumable
+checkpoint (Ctrl-C or SIGTERM), 130 aborted by a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,16 +15,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
-from rlsuite.core import api, registry
-from rlsuite.core.errors import RLSuiteError
-
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
+from rlsuite.errors import EXIT_ABORTED, EXIT_INTERRUPTED, RLSuiteError
 
 BOOL_WORDS = {"true": "True", "yes": "True", "1": "True", "false": "False", "no": "False", "0": "False"}
+
+
+def _consoles():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True), Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _normalize_bools(config_cls: type, args: list[str]) -> list[str]:
@@ -38,67 +41,76 @@ def _config_from_args(algo: str, config_file: str | None, args: list[str]):
     """Defaults < preset(env) < YAML < flags; tyro parses the flags against the dataclass."""
     import tyro
 
-    module = registry.get(algo)
+    from rlsuite import api
+    from rlsuite.core import registry
+
+    spec = registry.spec(algo)
     env_parser = argparse.ArgumentParser(add_help=False)
     env_parser.add_argument("--env")
     known, _ = env_parser.parse_known_args(args)
     base = api.make_config(algo, env=known.env, config_file=config_file)
     return tyro.cli(
-        module.Config,
-        args=_normalize_bools(module.Config, args),
+        spec.config,
+        args=_normalize_bools(spec.config, args),
         default=base,
         prog=f"rlsuite train {algo}",
-        description=f"{registry.ALGORITHMS[algo].summary}. Defaults shown include the preset for --env.",
+        description=f"{spec.summary}. Defaults shown include the preset for --env.",
         config=(tyro.conf.FlagConversionOff,),
     )
 
 
-def cmd_train(ns: argparse.Namespace, rest: list[str]) -> int:
-    config = _config_from_args(ns.algo, ns.config, rest)
-    run = registry.get(ns.algo).train(config, ns.run_dir, overwrite=ns.overwrite, quiet=ns.quiet)
-    _report(run)
-    return 0
-
-
-def cmd_resume(ns: argparse.Namespace, rest: list[str]) -> int:
-    overrides = {"total_steps": ns.total_steps} if ns.total_steps else {}
-    run = api.resume(ns.run_dir, quiet=ns.quiet, **overrides)
-    _report(run)
-    return 0
-
-
-def _report(run) -> None:
+def _report(run) -> int:
+    console, _ = _consoles()
     console.print(run.summary())
     if run.interrupted:
         console.print(f"Resume with: [bold]rlsuite resume {run.dir}[/]")
     console.print(f"Run directory: [bold]{run.dir}[/]  (learning curve: {run.dir / 'curve.png'})")
+    return EXIT_INTERRUPTED if run.interrupted else 0
+
+
+def cmd_train(ns: argparse.Namespace, rest: list[str]) -> int:
+    from rlsuite.core import registry
+
+    config = _config_from_args(ns.algo, ns.config, rest)
+    return _report(registry.spec(ns.algo).train(config, ns.run_dir, overwrite=ns.overwrite, quiet=ns.quiet))
+
+
+def cmd_resume(ns: argparse.Namespace, rest: list[str]) -> int:
+    from rlsuite import api
+
+    return _report(api.resume(ns.run_dir, quiet=ns.quiet, budget=ns.budget))
 
 
 def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
-    import gymnasium as gym
     import numpy as np
+    from gymnasium import spaces
 
-    from rlsuite.core.evaluation import record_video, run_episodes
+    from rlsuite import api
+    from rlsuite.envs.evaluation import quiet_rendering, record_video, run_episodes
     from rlsuite.envs.vector import make_vector_env
 
+    console, _ = _consoles()
     policy = api.load(ns.run_dir)
+    env_id = policy.config.env
+    max_steps = getattr(policy.config, "eval_max_steps", 1_000)
     act = lambda obs: policy.act(obs, deterministic=not ns.stochastic)  # noqa: E731
-    envs = make_vector_env(policy.config.env, ns.episodes, default_time_limit=getattr(policy.config, "eval_max_steps", 1_000))
+    envs = make_vector_env(env_id, ns.episodes, default_time_limit=max_steps)
     try:
         returns, lengths = run_episodes(act, envs, ns.seed)
     finally:
         envs.close()
     console.print(
-        f"{policy.algo} on {policy.config.env}: mean return {returns.mean():.2f} ± {returns.std():.2f} "
+        f"{policy.algo} on {env_id}: mean return {returns.mean():.2f} ± {returns.std():.2f} "
         f"(min {returns.min():.1f}, max {returns.max():.1f}) over {ns.episodes} episodes, mean length {np.mean(lengths):.1f}"
     )
-    if isinstance(policy.observation_space, gym.spaces.Discrete):
+    if isinstance(policy.observation_space, spaces.Discrete):
         from rlsuite.envs.gridworlds import greedy_path
 
-        states, picture = greedy_path(policy.config.env, lambda s: int(policy.act(s)), max_steps=getattr(policy.config, "eval_max_steps", 200), seed=ns.seed)
+        states, picture = greedy_path(env_id, lambda s: int(policy.act(s)), max_steps=max_steps, seed=ns.seed)
         console.print(f"Greedy path ({len(states) - 1} steps):\n{picture}")
     if ns.video:
-        total, steps = record_video(act, policy.config.env, ns.video, seed=ns.seed)
+        quiet_rendering()
+        total, steps = record_video(act, env_id, ns.video, seed=ns.seed)
         console.print(f"Wrote {ns.video} (return {total:.1f}, {steps} steps)")
     return 0
 
@@ -110,33 +122,41 @@ def cmd_plot(ns: argparse.Namespace, rest: list[str]) -> int:
     if missing:
         raise RLSuiteError(f"no such run directory: {', '.join(missing)}")
     out = plot_runs([Path(d) for d in ns.run_dirs], Path(ns.out), title=ns.title, metric=ns.metric, logy=ns.logy)
-    console.print(f"Wrote {out}")
+    _consoles()[0].print(f"Wrote {out}")
     return 0
 
 
 def cmd_list(ns: argparse.Namespace, rest: list[str]) -> int:
     import gymnasium as gym
 
+    import rlsuite.envs  # noqa: F401  (registers rlsuite's ids)
+    from rlsuite.core.registry import ALGORITHMS
+
+    console, _ = _consoles()
     console.print("[bold]Algorithms[/]")
-    for name, entry in registry.ALGORITHMS.items():
-        console.print(f"  {name:<20} {entry.summary}")
+    for name, entry in ALGORITHMS.items():
+        console.print(f"  {name:<20} {entry.family:<8} {entry.summary}")
     console.print("\n[bold]Environments[/] (Gymnasium registry; presets: algorithms with tuned settings)")
     presets: dict[str, list[str]] = {}
-    for name in registry.ALGORITHMS:
-        for env_id in getattr(registry.get(name), "PRESETS", {}):
+    for name, entry in ALGORITHMS.items():
+        for env_id in entry.preset_envs:
             presets.setdefault(env_id, []).append(name)
     for env_id, spec in sorted(gym.registry.items()):
         if spec.namespace is not None or (ns.filter and ns.filter.lower() not in env_id.lower()):
             continue
-        entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__module__", "")
-        family = entry.split(":")[0].replace("gymnasium.envs.", "").split(".")[0]
+        entry_point = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__module__", "")
+        family = entry_point.split(":")[0].replace("gymnasium.envs.", "").split(".")[0]
         tuned = f"  presets: {', '.join(presets[env_id])}" if env_id in presets else ""
         console.print(f"  {env_id:<34} {family}{tuned}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlsuite", description="Reinforcement learning from bandits to GRPO.")
+    parser = argparse.ArgumentParser(
+        prog="rlsuite",
+        description="Reinforcement learning from bandits to GRPO.",
+        epilog="Exit codes: 0 finished, 2 bad input, 3 diverged, 4 interrupted (resumable), 130 aborted.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an algorithm; config fields are --field value flags", add_help=False)
@@ -144,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of config fields (flags override it)")
     p.add_argument("--run-dir", help="where to write the run (default runs/ALGO-ENV-seedN)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained policy, optionally writing a GIF")
@@ -157,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue an interrupted or finished run")
     p.add_argument("run_dir")
-    p.add_argument("--total-steps", type=int, help="new, larger step budget")
+    p.add_argument("--budget", "--total-steps", dest="budget", type=int,
+                   help="new, larger budget in the run's unit (env steps for most algorithms, pulls for bandits)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
 
@@ -183,14 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if ns.command == "eval" and ns.episodes < 1:
         parser.error("--episodes must be >= 1")
+    if ns.command == "resume" and ns.budget is not None and ns.budget < 1:
+        parser.error("--budget must be >= 1")
     try:
         return ns.func(ns, rest)
     except RLSuiteError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        _consoles()[1].print(f"[bold red]error:[/] {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("aborted.")
-        return 130
+        _consoles()[1].print("aborted.")
+        return EXIT_ABORTED
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ import torch
 import yaml
 
 from rlsuite.algos.deep import ppo
+import shutil
+
 from rlsuite.core import checkpoint
-from rlsuite.core.cli import main
+from rlsuite.core.run import RunDir
+from rlsuite.cli import main
 
 TINY = ["--total-steps", "512", "--num-envs", "2", "--num-steps", "64", "--minibatch-size", "64",
         "--update-epochs", "1", "--eval-every", "256", "--eval-episodes", "2", "--quiet"]
@@ -23,8 +26,9 @@ def test_train_eval_resume_plot_list(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "evaluation mean return" in out and "run" in out
     run = tmp_path / "run"
-    for name in ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "checkpoint.pt", "model.pt", "curve.png"):
+    for name in ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "episodes.csv", "model/policy.pt", "model/rlsuite.yaml", "curve.png"):
         assert (run / name).is_file(), name
+    assert RunDir(run).latest_checkpoint() is not None
     assert any((run / "tb").iterdir())
     assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 3
 
@@ -33,7 +37,7 @@ def test_train_eval_resume_plot_list(tmp_path, capsys):
     assert "over 3 episodes" in out and (tmp_path / "episode.gif").stat().st_size > 1000
 
     assert main(["resume", "run", "--total-steps", "1024", "--quiet"]) == 0
-    assert "finished at step 1,024" in capsys.readouterr().out
+    assert "finished after 1,024 env steps" in capsys.readouterr().out
     steps = [float(line.split(",")[0]) for line in (run / "eval.csv").read_text().splitlines()[1:]]
     assert steps == sorted(steps) and steps[-1] == 1024
 
@@ -107,12 +111,12 @@ def test_action_space_the_algorithm_cannot_handle(capsys):
 
 def test_existing_run_dir_is_refused_and_kept(tmp_path, capsys):
     assert train("--run-dir", "run") == 0
-    before = (tmp_path / "run" / "model.pt").read_bytes()
+    before = (tmp_path / "run" / "model" / "policy.pt").read_bytes()
     assert train("--run-dir", "run") == 2
     assert "already exists. Use --overwrite" in capsys.readouterr().err
-    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    assert (tmp_path / "run" / "model" / "policy.pt").read_bytes() == before
     assert train("--run-dir", "run", "--overwrite", "--seed", "9") == 0
-    assert (tmp_path / "run" / "model.pt").read_bytes() != before
+    assert (tmp_path / "run" / "model" / "policy.pt").read_bytes() != before
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
@@ -125,13 +129,14 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
     assert train("--run-dir", "run") == 0
-    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    state = RunDir(tmp_path / "run").latest_checkpoint() / "state.pt"
+    state.write_bytes(b"not a checkpoint")
     assert main(["resume", "run", "--total-steps", "2048"]) == 2
     assert "corrupt" in capsys.readouterr().err
-    (tmp_path / "run" / "checkpoint.pt").unlink()
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
     assert main(["resume", "run", "--total-steps", "2048"]) == 2
-    assert "no checkpoint.pt to resume from" in capsys.readouterr().err
-    (tmp_path / "run" / "model.pt").write_bytes(b"\x00" * 10)
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    (tmp_path / "run" / "model" / "policy.pt").write_bytes(b"\x00" * 10)
     assert main(["eval", "run"]) == 2
     assert "corrupt" in capsys.readouterr().err
 
@@ -150,9 +155,9 @@ def test_nan_loss_stops_names_the_quantity_and_keeps_the_last_good_checkpoint(tm
     err = capsys.readouterr().err
     assert "losses/policy_loss became nan at step 256" in err
     assert "last good checkpoint (step 256)" in err
-    saved = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    saved = checkpoint.load_state(RunDir(tmp_path / "run").latest_checkpoint())
     assert saved["step"] == 256
-    assert all(torch.isfinite(t).all() for t in saved["modules"]["agent"].values())
+    assert all(torch.isfinite(t).all() for t in saved["parts"]["agent"].values())
     assert yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())["status"] == "failed"
 
 

@@ -1,6 +1,11 @@
 """Errors a user can act on. The CLI prints them as one message and exits non-zero.
 
 Each error states what was wrong and how to fix it; anything else reaching the CLI is a bug.
+This module imports nothing from rlsuite, so every layer (ops included) may raise these.
+
+Exit codes of the `rlsuite` command: 0 finished; 2 bad input (any RLSuiteError below);
+3 training diverged (NonFiniteError); 4 interrupted by Ctrl-C or SIGTERM with a resumable
+checkpoint saved (EXIT_INTERRUPTED); 130 aborted by a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,10 +40,24 @@ class RunDirError(RLSuiteError):
     """The run directory exists (and would be overwritten) or is not a run directory."""
 
 
+class RunInUseError(RunDirError):
+    """Another live process holds the run directory's lock."""
+
+
+class InputError(RLSuiteError, ValueError):
+    """A value passed to the Python API (e.g. an observation given to Policy.act) is malformed."""
+
+
 class NonFiniteError(RLSuiteError):
     """Training produced NaN or infinity; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+EXIT_INTERRUPTED = 4
+"""Exit status of a run stopped by Ctrl-C or SIGTERM after saving a resumable checkpoint."""
+EXIT_ABORTED = 130
+"""Exit status of a run aborted at once by a second Ctrl-C (the conventional 128 + SIGINT)."""
 
 
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -1,0 +1,102 @@
+"""One place that turns an environment id into what rlsuite needs to know about it.
+
+    resolve("CartPole-v1") -> EnvInfo(kind="gymnasium", spaces, has_model=False, ...)
+    require(info, "dqn", SPEC.acts_on)     # a clear UnsupportedEnvError when they do not fit
+
+Kinds: "gymnasium" (any Gymnasium id), "bandit" (rlsuite's k-armed testbeds, simulated as
+many runs at once), and "mdp" for algorithms that need the transition model: a Gymnasium env
+exposing a toy-text table `P` (FrozenLake, CliffWalking, Taxi, rlsuite's gridworlds).
+PettingZoo ids and text tasks join here as their families arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+import rlsuite.envs  # noqa: F401  (registers rlsuite's ids)
+from rlsuite.errors import UnknownNameError, UnsupportedEnvError, suggest
+
+BANDIT_ENTRY_POINT = "rlsuite.envs.bandits:BanditVectorEnv"
+TABULAR_EXAMPLES = "CliffWalking-v1, FrozenLake-v1 or Taxi-v4"
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    id: str
+    kind: str
+    observation_space: Any
+    action_space: Any
+    has_model: bool
+    """The env exposes a toy-text transition table P, so DP can solve it."""
+    max_episode_steps: int | None
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id not in gym.registry:
+        raise UnknownNameError(f"unknown environment {env_id!r}.{suggest(env_id, gym.registry)} Run `rlsuite list` to see environments.")
+
+
+def resolve(env_id: str, **kwargs: Any) -> EnvInfo:
+    """What env_id is: its kind and spaces (made once, to check it can be constructed)."""
+    check_env_id(env_id)
+    spec = gym.spec(env_id)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise UnknownNameError(f"environment {env_id!r} needs an extra package: {exc}") from None
+    try:
+        kind = "bandit" if spec.vector_entry_point == BANDIT_ENTRY_POINT else "gymnasium"
+        has_model = isinstance(getattr(env.unwrapped, "P", None), dict)
+        return EnvInfo(env_id, kind, env.observation_space, env.action_space, has_model, spec.max_episode_steps)
+    finally:
+        env.close()
+
+
+def _space_ok(space: Any, names: tuple[str, ...]) -> bool:
+    if isinstance(space, spaces.Box) and "Box" in names:
+        return len(space.shape) == 1  # the MLPs take flat vectors
+    if isinstance(space, spaces.Discrete) and "Discrete" in names:
+        return True
+    return False
+
+
+def require(info: EnvInfo, algo: str, acts_on: Any) -> None:
+    """Raise UnsupportedEnvError, saying what would fit, unless algo (acting on `acts_on`) can
+    train on the env."""
+    if acts_on.kind == "bandit":
+        if info.kind != "bandit":
+            from rlsuite.envs.bandits import IDS
+
+            raise UnsupportedEnvError(f"{algo} needs a k-armed testbed, but {info.id} is not one. Use one of: {', '.join(IDS)}.")
+        return
+    if info.kind == "bandit":
+        raise UnsupportedEnvError(f"{info.id} is a k-armed bandit testbed; use a bandit algorithm (epsilon_greedy, ucb, gradient_bandit, thompson) for it.")
+    if acts_on.kind == "mdp" and not info.has_model:
+        raise UnsupportedEnvError(
+            f"{algo} solves a known model, but {info.id} exposes no transition table P. "
+            f"Use a toy-text env ({TABULAR_EXAMPLES}, GridWorld4x4-v0, ...), or a model-free method such as q_learning."
+        )
+    obs, act = info.observation_space, info.action_space
+    if acts_on.observations and not _space_ok(obs, acts_on.observations):
+        if acts_on.observations == ("Discrete",):
+            raise UnsupportedEnvError(
+                f"{algo} is a tabular method and needs a Discrete observation space (a finite set of states), "
+                f"but {info.id} has {obs}. Use a tabular env such as {TABULAR_EXAMPLES}, "
+                "or a function-approximation method (e.g. dqn or ppo) for this env."
+            )
+        kinds = " or ".join("flat Box" if n == "Box" else n for n in acts_on.observations)
+        raise UnsupportedEnvError(
+            f"{algo} needs a {kinds} observation space, but {info.id} has {obs}. "
+            "Wrap the env (e.g. gymnasium.wrappers.FlattenObservation) or pick another algorithm."
+        )
+    if acts_on.actions and not _space_ok(act, acts_on.actions):
+        kinds = " or ".join(acts_on.actions)
+        hint = " DQN-style methods choose among finitely many actions; for continuous control use ppo." if acts_on.actions == ("Discrete",) and isinstance(act, spaces.Box) else " See `rlsuite list` for algorithms that fit."
+        raise UnsupportedEnvError(f"{algo} handles {kinds} action spaces, but {info.id} has {act}.{hint}")
+    for name, space in (("states", obs), ("actions", act)):
+        if isinstance(space, spaces.Discrete) and space.start != 0 and ("Discrete",) in (acts_on.observations, acts_on.actions):
+            raise UnsupportedEnvError(f"{algo} indexes its tables by {name[:-1]}, but {info.id}'s {name} start at {space.start}, not 0.")

@@ -22,10 +22,11 @@ def make_config(algo: str, env: str | None = None, config_file: str | Path | Non
     return configs.from_dict(spec.config, {**from_file, **({"env": env} if env else {}), **overrides}, base=base)
 
 
-def train(algo: str, env: str | None = None, *, run_dir=None, overwrite: bool = False, quiet: bool = False, **overrides: Any) -> Run:
-    """Train `algo` with its preset for `env` and any config overrides, e.g. train("ppo", "CartPole-v1", seed=2)."""
+def train(algo: str, env: str | None = None, *, run_dir=None, overwrite: bool = False, quiet: bool = False, callbacks=(), **overrides: Any) -> Run:
+    """Train `algo` with its preset for `env` and any config overrides, e.g. train("ppo", "CartPole-v1", seed=2).
+    `callbacks` are called with the Loop after every iteration (`loop.step`, `loop.request_stop()`)."""
     config = make_config(algo, env, **overrides)
-    return registry.spec(algo).train(config, run_dir, overwrite=overwrite, quiet=quiet)
+    return registry.spec(algo).train(config, run_dir, overwrite=overwrite, quiet=quiet, callbacks=callbacks)
 
 
 def resume(run_dir: str | Path, *, quiet: bool = False, budget: int | None = None, **overrides: Any) -> Run:
@@ -77,7 +78,10 @@ class Policy:
         expected = (f"one observation of shape {shape} or a batch of shape (N, {', '.join(map(str, shape))})" if shape
                     else "one state (an integer) or a 1-D batch of states")
         where = f"({kind}s of {getattr(self.config, 'env', 'the env')}'s observation space {space})"
-        array = np.asarray(obs)
+        try:
+            array = np.asarray(obs)
+        except ValueError:  # ragged nested lists
+            raise InputError(f"Policy.act expects {expected} {where}; got a ragged {type(obs).__name__}.") from None
         if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
             raise InputError(f"Policy.act expects {expected} {where}; got {type(obs).__name__} of dtype {array.dtype}.")
         if array.shape == shape:

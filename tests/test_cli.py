@@ -1,5 +1,9 @@
 """Every CLI command once, and every bad input the issue lists: one message, non-zero exit."""
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -166,3 +170,39 @@ def test_unavailable_device_fails_before_creating_the_run_dir(tmp_path, capsys):
     assert train("--device", "cuda", "--run-dir", "run") == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_video_prints_no_display_noise(tmp_path):
+    assert train("--run-dir", "run") == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "XDG_RUNTIME_DIR", "PYGAME_HIDE_SUPPORT_PROMPT")}
+    result = subprocess.run([sys.executable, "-m", "rlsuite.cli", "eval", "run", "--episodes", "2", "--video", "v.gif"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "pygame" not in result.stdout and "XDG_RUNTIME_DIR" not in result.stdout
+    assert (tmp_path / "v.gif").stat().st_size > 1000
+
+
+def test_progress_in_a_log_keeps_the_counter_whole(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rlsuite.cli", "train", "q_learning", "--total-steps", "20000", "--run-dir", "r"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "env steps" in line and "/" in line]
+    assert len(lines) == 10 and "20,000/20,000 env steps" in lines[-1] and "…" not in result.stdout
+
+
+def test_progress_on_a_narrow_terminal_cuts_decorations_not_numbers():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from rlsuite.core.config import Budget
+    from rlsuite.core.progress import RichProgress
+
+    loop = SimpleNamespace(algo="ppo", config=SimpleNamespace(env="CartPole-v1"), step=0, budget=Budget(100_000, "env steps"), evaluations=[])
+    out = io.StringIO()
+    progress = RichProgress(loop, Console(file=out, width=40, force_terminal=True))
+    loop.step, loop.evaluations = 100_000, [(100_000, {"mean_return": 500.0})]
+    progress.update(loop)
+    progress.close()
+    assert "100,000/100,000 env steps" in out.getvalue()

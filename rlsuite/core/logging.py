@@ -28,6 +28,7 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 class CSVLog:
     """A wide CSV that grows columns when new keys appear (rewriting the file once, atomically).
+    The file appears with its first row.
 
     Resuming from a checkpoint at step S keeps only the rows with step <= S, so rows written
     after that checkpoint by the interrupted process, and a row torn by a kill, disappear.
@@ -37,10 +38,13 @@ class CSVLog:
         self.path = path
         self.columns: list[str] = []
         self.rows: list[dict] = []
-        if resume_step is not None:
+        self._file = None
+        if resume_step is not None and path.is_file():
             self.columns, rows = read_rows(path)
             self.rows = [row for row in rows if row.get("step") not in (None, "") and float(row["step"]) <= resume_step]
-        self._rewrite()
+            self._rewrite()
+        elif path.is_file():
+            path.unlink()  # a fresh run never appends to an old file
 
     def write(self, row: dict) -> None:
         self.rows.append(row)
@@ -51,18 +55,19 @@ class CSVLog:
             csv.DictWriter(self._file, self.columns).writerow(row)
 
     def flush(self) -> None:
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _rewrite(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
+        self.close()
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, self.columns)
-        if self.columns:
-            writer.writeheader()
+        writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_bytes(buffer.getvalue().encode(), self.path)
         self._file = self.path.open("a", newline="")

@@ -46,7 +46,7 @@ from rlsuite.core import checkpoint, config as configs
 from rlsuite.core.checkpoint import DirectoryPart, StatefulPart
 from rlsuite.core.config import Budget, Schedule
 from rlsuite.core.progress import make_progress
-from rlsuite.core.recorder import NullRecorder, Recorder, describe_export
+from rlsuite.core.recorder import NullRecorder, Recorder, check_run_dir_path, describe_export
 from rlsuite.core.run import Run, default_run_dir
 from rlsuite.core.seeding import rng_state, set_rng_state
 from rlsuite.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError
@@ -111,6 +111,7 @@ class Loop(Generic[S]):
         for name, part in self.parts.items():
             if not isinstance(part, (DirectoryPart, StatefulPart)):
                 raise TypeError(f"part {name!r} has neither state_dict/load_state_dict nor save_to/load_from")
+        check_run_dir_path(run_dir)
         path = Path(run_dir) if run_dir is not None else default_run_dir(algo, config)
         self.recorder: Recorder = NullRecorder(path)
         try:
@@ -120,9 +121,12 @@ class Loop(Generic[S]):
             raise
         self._next_eval = self._next_multiple(schedule.eval_every)
         self._next_checkpoint = self._next_multiple(schedule.checkpoint_every)
-        self._next_log = self.step + schedule.log_every
+        self._next_log = self._next_multiple(schedule.log_every)
         self._last_checkpoint_time = time.perf_counter()
-        self._window_start = (self.step, time.perf_counter())
+        if resume:
+            self._window_start = (self._window_start[0], time.perf_counter())
+        else:
+            self._window_start = (self.step, time.perf_counter())
 
     def _open(self, path: Path, resume: bool, overwrite: bool, is_main_process: bool) -> Any:
         """Create or reopen the run directory (restoring the checkpoint on resume), then begin it."""
@@ -216,7 +220,8 @@ class Loop(Generic[S]):
             self.status = status or "finished"
             if self.resumable:
                 self.save_checkpoint()
-        self._flush_metrics()
+        if not (self.interrupted and self.resumable):  # else the partial window waits in the checkpoint
+            self._flush_metrics()
         start = time.perf_counter()
         if self.export_fn is not None:
             self.recorder.export(self.export_fn, self.algo, self.config, self.step)
@@ -262,6 +267,9 @@ class Loop(Generic[S]):
             "step": self.step,
             "status": self.status,
             "evaluations": self.evaluations,
+            # The metrics averaged since the last row, so a resumed run writes the rows an
+            # uninterrupted one would.
+            "window": (dict(self._window), self._episodes, self._window_start[0]),
             "rng": rng_state(),
             "parts": {name: part.state_dict() for name, part in stateful.items()},
             "state": None if self._state is NO_STATE else self._state,
@@ -301,6 +309,9 @@ class Loop(Generic[S]):
                 "Resume with the run's own config; only the budget may change."
             ) from None
         set_rng_state(payload["rng"])
+        window, self._episodes, window_start = payload["window"]
+        self._window = defaultdict(list, window)
+        self._window_start = (window_start, time.perf_counter())
         self.step = step
         self.evaluations = [(int(s), dict(row)) for s, row in payload["evaluations"]]
         return payload["state"]
@@ -335,7 +346,7 @@ class Loop(Generic[S]):
         self._window.clear()
         self._episodes = ([], [])
         self._window_start = (self.step, now)
-        self._next_log = self.step + self.schedule.log_every
+        self._next_log = self._next_multiple(self.schedule.log_every)
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -31,11 +31,11 @@ def _title(loop: Any) -> str:
 
 
 class RichProgress:
-    def __init__(self, loop: Any):
+    def __init__(self, loop: Any, console: Any = None):
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        console = Console(highlight=False)
+        console = console or Console(highlight=False)
         columns = [TextColumn("{task.description}"), TimeElapsedColumn()]
         if console.width >= WIDE:
             columns = [BarColumn(bar_width=24), *columns, TimeRemainingColumn()]

@@ -21,12 +21,14 @@ Stopping rules (max-norm, ||x|| = max_s |x(s)|):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse
 
 from rlsuite.errors import ConfigError, RLSuiteError
-from rlsuite.envs.tabular import FiniteMDP
+if TYPE_CHECKING:  # ops take the model as data; they import nothing but errors from rlsuite
+    from rlsuite.envs.tabular import FiniteMDP
 
 
 EXACT_MAX_STATES = 1_000
@@ -175,6 +177,11 @@ def policy_evaluation(
 def error_bound(gamma: float, delta: float) -> float:
     """The guaranteed ||V_{k+1} - V|| after a sweep that changed V by delta (nan for gamma = 1)."""
     return gamma / (1.0 - gamma) * delta if gamma < 1.0 else float("nan")
+
+
+def sweep_metrics(gamma: float, delta: float) -> dict[str, float]:
+    """What a DP run logs per sweep: the change, and the error bound when gamma < 1 (there is none at 1)."""
+    return {"max_change": delta, "error_bound": error_bound(gamma, delta)} if gamma < 1.0 else {"max_change": delta}
 
 
 def policy_evaluation_exact(mdp: FiniteMDP, policy: np.ndarray, gamma: float) -> np.ndarray:

@@ -97,7 +97,7 @@ class Solution:
 
 def dp_loop(algo: str, config: DPConfig, solution: Solution, budget: Budget, run_dir=None, **options: Any) -> Loop:
     """The Loop of a DP run: one metrics row per iteration, no checkpoints, convergence curve."""
-    curve = ("max_change", "error_bound") if budget.unit == "sweeps" else ("max_change",)
+    curve = ("max_change", "error_bound") if budget.unit == "sweeps" and config.gamma < 1 else ("max_change",)
     return Loop(algo, config, run_dir, budget=budget, schedule=Schedule(log_every=1), export=solution.export,
                 resumable=False, figures={"curve.png": Figure(curve, logy=True)}, **options)
 

@@ -53,7 +53,7 @@ def train(config: PolicyEvaluationConfig, run_dir=None, **options: Any) -> Run:
             v = dp.expectation_sweep(P_pi, r_pi, solution.v, config.gamma)
             delta = float(np.max(np.abs(v - solution.v)))
             solution.v, converged = v, delta < theta
-            loop.record(1, {"max_change": delta, "error_bound": dp.error_bound(config.gamma, delta)})
+            loop.record(1, dp.sweep_metrics(config.gamma, delta))
         return finish_dp(loop, solution, converged)
 
 

@@ -1,8 +1,10 @@
+import math
 import signal
 import subprocess
 import sys
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ import rlsuite
 from rlsuite.algos.deep import ppo
 from rlsuite.core import checkpoint
 from rlsuite.core.run import RunDir
+from rlsuite.rollout.buffers import Rollout
 from rlsuite.errors import EXIT_INTERRUPTED, CheckpointError
 
 SMALL = dict(num_envs=4, num_steps=32, minibatch_size=64, update_epochs=2, eval_every=512, eval_episodes=2, checkpoint_every=0)
@@ -138,3 +141,68 @@ def test_target_kl_stops_the_epochs_early(tmp_path):
     ppo.train(ppo.preset("CartPole-v1", **common), tmp_path / "full", quiet=True)
     assert set(read_column(tmp_path / "stop", "losses/epochs")) == {1.0}  # any KL exceeds 1e-12 after one epoch
     assert set(read_column(tmp_path / "full", "losses/epochs")) == {8.0}
+
+
+def hand_made_rollout():
+    """T = 4 steps of one env, V = 0.5 everywhere: a plain step, a truncated step (bootstrap,
+    but the next step belongs to a new episode), the reset transition after it (invalid), and a
+    terminated step (no bootstrap)."""
+    rollout = Rollout.allocate(4, 1, (4,), (), torch.long, "cpu")
+    rollout.obs.normal_(generator=torch.Generator().manual_seed(0))
+    rollout.actions[:, 0] = torch.tensor([0, 1, 1, 0])
+    rollout.rewards[:, 0] = torch.tensor([1.0, 1.0, 0.0, 2.0])
+    rollout.terminated[:, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    rollout.done[:, 0] = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    rollout.valid[:, 0] = torch.tensor([True, True, False, True])
+    rollout.values.fill_(0.5)
+    rollout.next_value.fill_(0.5)
+    return rollout
+
+
+def biased_agent(config):
+    """All weights 0, so pi(.|s) = softmax([0.2, -0.3]) and V(s) = 0.5 for every s."""
+    agent = ppo.ActorCritic(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), config)
+    with torch.no_grad():
+        for weight in agent.nets.weights:
+            weight.zero_()
+        agent.nets.biases[-1][0, 0] = torch.tensor([0.2, -0.3])
+        agent.nets.biases[-1][1, 0] = torch.tensor([0.5, 0.0])
+    rollout = hand_made_rollout()
+    pi = torch.softmax(torch.tensor([0.2, -0.3]), 0)
+    rollout.logprobs[:, 0] = pi.log()[rollout.actions[:, 0]]
+    return agent, rollout
+
+
+def test_one_update_on_a_hand_made_batch():
+    # gamma = lambda = 0.5. deltas = r + gamma (1 - terminated) V' - V:
+    #   t0: 1 + 0.25 - 0.5 = 0.75; t1 (truncated, bootstraps): 0.75; t2: -0.25; t3 (terminated): 2 - 0.5 = 1.5
+    # A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}: A3 = 1.5, A2 = -0.25 + 0.25 * 1.5 = 0.125,
+    #   A1 = 0.75 (done cuts the recursion), A0 = 0.75 + 0.25 * 0.75 = 0.9375; returns A + V.
+    # Valid steps t0, t1, t3 (t2 is the reset transition): actions 0, 1, 0; A = 0.9375, 0.75, 1.5.
+    config = ppo.PPOConfig(gamma=0.5, gae_lambda=0.5, update_epochs=1, minibatch_size=4, num_envs=1, num_steps=4,
+                           normalize_advantages=False, max_grad_norm=0.0, ent_coef=0.0, vf_coef=0.5, hidden_sizes=(3,))
+    agent, rollout = biased_agent(config)
+    metrics = ppo.update(agent, torch.optim.SGD(agent.parameters(), lr=1.0), rollout, config, clip_coef=0.2, kl_coef=1.0)
+    p0 = 1 / (1 + math.exp(-0.5))  # softmax([0.2, -0.3])[0]
+    # ratio = 1, so d(-mean A log pi(a))/d logit_0 = -mean(A (1[a = 0] - p0)) over the valid steps:
+    grad_logit0 = -(0.9375 * (1 - p0) + 0.75 * (0 - p0) + 1.5 * (1 - p0)) / 3
+    # d(vf_coef * 0.5 mean (V - R)^2)/dV = 0.5 * mean(0.5 - 1.4375, 0.5 - 1.25, 0.5 - 2.0) = -0.53125
+    new_policy_bias = agent.nets.biases[-1][0, 0].tolist()
+    np.testing.assert_allclose(new_policy_bias, [0.2 - grad_logit0, -0.3 + grad_logit0], rtol=1e-6)
+    assert agent.nets.biases[-1][1, 0, 0].item() == pytest.approx(0.5 + 0.53125)
+    assert metrics["losses/value_loss"] == pytest.approx(0.5 * (0.9375**2 + 0.75**2 + 1.5**2) / 3)
+    assert metrics["losses/policy_loss"] == pytest.approx(-(0.9375 + 0.75 + 1.5) / 3)
+    assert metrics["losses/approx_kl"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_advantages_are_normalized_over_the_valid_steps_only():
+    config = ppo.PPOConfig(gamma=0.5, gae_lambda=0.5, update_epochs=1, minibatch_size=4, num_envs=1, num_steps=4,
+                           normalize_advantages=True, max_grad_norm=0.0, ent_coef=0.0, vf_coef=0.5, hidden_sizes=(3,))
+    agent, rollout = biased_agent(config)
+    metrics = ppo.update(agent, torch.optim.SGD(agent.parameters(), lr=1.0), rollout, config, clip_coef=0.2, kl_coef=1.0)
+    advantages = np.array([0.9375, 0.75, 1.5])
+    normalized = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
+    assert metrics["losses/policy_loss"] == pytest.approx(-normalized.mean(), abs=1e-6)  # = 0
+    p0 = 1 / (1 + math.exp(-0.5))
+    grad_logit0 = -(normalized[0] * (1 - p0) + normalized[1] * (0 - p0) + normalized[2] * (1 - p0)) / 3
+    assert agent.nets.biases[-1][0, 0, 0].item() == pytest.approx(0.2 - grad_logit0, rel=1e-5)

@@ -1,5 +1,5 @@
-"""Model-free tabular control (Sutton & Barto ch. 5-8): exact updates on hand-made chains, bad
-input, training/resume/CLI plumbing, and (slow) the book's qualitative results."""
+"""Model-free tabular control (Sutton & Barto ch. 5-8): bad input, training/resume/CLI plumbing,
+and (slow) the book's qualitative results. The exact one-update tests are in test_updates.py."""
 
 from pathlib import Path
 
@@ -54,43 +54,6 @@ class MaximizationBias(gym.Env):
             return 2, float(self.np_random.normal(-0.1, 1.0)), True, False, {}
         self.s = 1 if action % 2 == 0 else 2
         return self.s, 0.0, self.s == 2, False, {}
-
-
-def _agent(module, config, env):
-    return module.agent_factory(config)(env.observation_space.n, env.action_space.n, np.random.default_rng(0))
-
-
-def _run_episodes(module, config, env, episodes):
-    agent = _agent(module, config, env)
-    tabular.run_steps(env, agent, tabular.EpisodeCursor(), max_episodes=episodes)
-    return agent.q_values()
-
-
-# --- exact updates ------------------------------------------------------------------------------
-
-def test_n_step_sarsa_matches_hand_computed_updates():
-    # gamma 0.5, alpha 1, n 2. Episode 1: Q(0) = 1 + 0.5*2 + 0.25*Q(2)=0 -> 2; then the flush at
-    # T = 3: Q(1) = 2 + 0.5*3 = 3.5, Q(2) = 3. Episode 2: Q(0) = 1 + 1 + 0.25*3 = 2.75.
-    config = sarsa.SPEC.config(gamma=0.5, alpha=1.0, n=2, epsilon=0.0)
-    np.testing.assert_allclose(_run_episodes(sarsa, config, Chain(), 1)[:3, 0], [2.0, 3.5, 3.0])
-    np.testing.assert_allclose(_run_episodes(sarsa, config, Chain(), 2)[:3, 0], [2.75, 3.5, 3.0])
-
-
-def test_one_step_methods_match_hand_computed_updates():
-    # alpha 0.5, gamma 0.5, Q = 0. Episode 1: Q(0) = 0.5, Q(1) = 1, Q(2) = 1.5.
-    # Episode 2: Q(0) = 0.5 + 0.5 (1 + 0.5*1 - 0.5) = 1, Q(1) = 1 + 0.5 (2 + 0.75 - 1) = 1.875, Q(2) = 2.25.
-    for module in (sarsa, expected_sarsa, q_learning, dyna_q):
-        extra = {"planning_steps": 0} if module is dyna_q else {}
-        config = module.SPEC.config(gamma=0.5, alpha=0.5, epsilon=0.0, **extra)
-        np.testing.assert_allclose(_run_episodes(module, config, Chain(), 2)[:3, 0], [1.0, 1.875, 2.25], err_msg=module.__name__)
-
-
-def test_first_visit_mc_averages_returns():
-    # gamma 0.5: returns G_0 = 1 + 1 + 0.75 = 2.75, G_1 = 3.5, G_2 = 3, identical every episode.
-    config = mc_control.SPEC.config(gamma=0.5, epsilon=0.0)
-    np.testing.assert_allclose(_run_episodes(mc_control, config, Chain(), 3)[:3, 0], [2.75, 3.5, 3.0])
-    config = mc_control.SPEC.config(gamma=0.5, epsilon=0.0, alpha=0.5)
-    np.testing.assert_allclose(_run_episodes(mc_control, config, Chain(), 2)[:3, 0], [2.75 * 0.75, 3.5 * 0.75, 3.0 * 0.75])
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -173,7 +136,7 @@ def test_resume_continues_exactly(name):
         if isinstance(a[key], np.ndarray):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert carry_a == carry_b
-    for part in ("config.yaml", "run.yaml", "metrics.csv", "eval.csv", "episodes.csv", "model/q.npy", "curve.png"):
+    for part in ("config.yaml", "run.yaml", "metrics.csv", "eval.csv", "model/q.npy", "curve.png"):
         assert (straight.dir / part).is_file(), part
     policy = rlsuite.load(straight.dir)
     np.testing.assert_array_equal(policy.act(np.arange(5)), np.argmax(np.load(straight.dir / "model" / "q.npy")[:5], 1))
@@ -222,7 +185,7 @@ def test_sarsa_on_windy_gridworld_matches_example_6_5():
     for run in range(3):
         env = gym.make("WindyGridWorld-v0")
         agent = sarsa.agent_factory(config)(70, 4, np.random.default_rng([9, run]))
-        _, returns, _ = tabular.run_steps(env, agent, {**tabular.new_carry(), "reset_seed": run}, max_steps=8_000)
+        _, (returns, _), _ = tabular.run_steps(env, agent, tabular.EpisodeCursor(reset_seed=run), max_steps=8_000)
         episodes.append(len(returns))
     assert 140 < np.mean(episodes) < 200, episodes
 
@@ -253,7 +216,7 @@ def test_mc_control_finds_the_goal_on_deterministic_frozen_lake():
     for run in range(3):
         env = env_factory()
         agent = mc_control.agent_factory(config)(16, 4, np.random.default_rng([5, run]))
-        tabular.run_steps(env, agent, {**tabular.new_carry(), "reset_seed": run}, max_episodes=1_500)
+        tabular.run_steps(env, agent, tabular.EpisodeCursor(reset_seed=run), max_episodes=1_500)
         greedy = tabular.GreedyPolicy(agent.q_values())
         s, _ = env.reset(seed=0)
         total, done, t = 0.0, False, 0

@@ -1,0 +1,68 @@
+"""Every registered algorithm, through its declared spec only: train for a moment, save, load,
+act, interrupt and resume (or refuse to resume, saying why)."""
+
+import numpy as np
+import pytest
+
+import rlsuite
+from rlsuite.core import registry
+from rlsuite.envs.resolver import resolve
+from rlsuite.errors import RLSuiteError, RunDirError
+
+SMOKE = {
+    "epsilon_greedy": dict(env="bandit-10", runs=50, steps=40),
+    "ucb": dict(env="bandit-10", runs=50, steps=40),
+    "gradient_bandit": dict(env="bandit-10", runs=50, steps=40),
+    "thompson": dict(env="bandit-10-bernoulli", runs=50, steps=40),
+    "policy_evaluation": dict(env="GridWorld4x4-v0"),
+    "policy_iteration": dict(env="FrozenLake-v1"),
+    "value_iteration": dict(env="FrozenLake-v1"),
+    "mc_control": dict(env="FrozenLake-v1", total_steps=3000, eval_every=1000, eval_episodes=5),
+    "sarsa": dict(env="CliffWalking-v1", total_steps=3000, n=2),
+    "expected_sarsa": dict(env="CliffWalking-v1", total_steps=3000),
+    "q_learning": dict(env="CliffWalking-v1", total_steps=3000),
+    "double_q_learning": dict(env="CliffWalking-v1", total_steps=3000),
+    "dyna_q": dict(env="DynaMaze-v0", total_steps=3000, planning_steps=5),
+    "ppo": dict(env="CartPole-v1", total_steps=1024, num_envs=2, num_steps=64, minibatch_size=64, update_epochs=1, eval_every=512, eval_episodes=2),
+    "dqn": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
+    "c51": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
+}
+
+
+def test_every_registered_algorithm_has_a_smoke_configuration():
+    assert set(registry.ALGORITHMS) <= set(SMOKE), "add a tiny configuration for the new algorithm to SMOKE"
+
+
+@pytest.mark.parametrize("name", sorted(registry.ALGORITHMS))
+def test_train_load_act_and_resume(name, tmp_path):
+    spec = registry.spec(name)
+    config = spec.preset(**SMOKE[name])
+    budget = getattr(config, spec.budget_field)
+    run = spec.train(config, tmp_path / "run", quiet=True)
+    assert run.status in ("finished", "not_converged") and run.dir == tmp_path / "run"
+    assert (run.dir / "curve.png").is_file() and (run.dir / "model").is_dir()
+
+    if spec.load is None:
+        with pytest.raises(RLSuiteError, match="no policy"):
+            rlsuite.load(run.dir)
+    else:
+        policy = rlsuite.load(run.dir)
+        space = resolve(config.env).observation_space
+        space.seed(0)
+        batch = np.stack([space.sample() for _ in range(3)])
+        actions = policy.act(batch)
+        assert len(actions) == 3 and all(resolve(config.env).action_space.contains(a) for a in actions)
+        assert resolve(config.env).action_space.contains(policy.act(batch[0]))
+
+    if not spec.resumable:
+        with pytest.raises(RunDirError, match="not resumable") as info:
+            rlsuite.resume(run.dir)
+        assert "rlsuite resume" not in str(info.value) and "--overwrite" in str(info.value)
+        return
+    half = max(1, budget // 2)
+    cut = spec.train(config, tmp_path / "cut", quiet=True, callbacks=[lambda loop: loop.step >= half and loop.request_stop()])
+    assert cut.interrupted and cut.step < budget
+    resumed = rlsuite.resume(cut.dir, quiet=True)
+    assert resumed.status == "finished" and resumed.step >= budget
+    extended = rlsuite.resume(cut.dir, quiet=True, budget=resumed.step + half)
+    assert extended.step >= resumed.step + half

@@ -23,7 +23,6 @@ Run:  python bench/bandits_testbed.py                     # full; appends a sect
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import tempfile
@@ -117,9 +116,7 @@ def run_rlsuite(module, fields: dict) -> tuple[float, float, dict[str, np.ndarra
         start = time.perf_counter()
         run = module.train(module.Config(seed=SEED, runs=RUNS, steps=STEPS, **fields), Path(tmp) / "run", quiet=True)
         total = time.perf_counter() - start
-        with (run.dir / "metrics.csv").open() as f:
-            rows = list(csv.DictReader(f))
-    columns = {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+        columns = dict(run.metrics)
     return total, run.timing["train_seconds"], columns
 
 

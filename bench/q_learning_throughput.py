@@ -7,7 +7,7 @@ Both run in this process, alternating (plain, rlsuite, plain, rlsuite, ...).
 
 Measured, median over repeats:
 - plain loop: env steps / wall-clock of the loop;
-- rlsuite `q_learning.train`: env steps / `run.timing["train_seconds"]` (everything but evaluation,
+- rlsuite `q_learning.train`: env steps / `run.timing["train_seconds"]` (everything but evaluation, checkpoints and export,
   checkpoints and plotting: run directory, env creation, TrainingLoop, metrics);
 - rlsuite's driver alone (`rollout.tabular.run_steps` with the Q-learning agent, no TrainingLoop),
   to show what the bookkeeping costs.
@@ -67,23 +67,23 @@ def plain_q_learning(steps: int, seed: int) -> tuple[float, np.ndarray]:
 
 def rlsuite_train(steps: int, seed: int) -> tuple[float, np.ndarray, float]:
     """q_learning.train with evaluation only at the end; returns (train seconds, Q, total seconds)."""
-    config = q_learning.Config(env=ENV_ID, seed=seed, total_steps=steps, alpha=ALPHA, epsilon=EPSILON, gamma=GAMMA,
-                               eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=10_000)
+    config = q_learning.QLearningConfig(env=ENV_ID, seed=seed, total_steps=steps, alpha=ALPHA, epsilon=EPSILON, gamma=GAMMA,
+                                        eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=10_000)
     with tempfile.TemporaryDirectory(prefix="rlsuite-bench-") as tmp:
         start = perf_counter()
         run = q_learning.train(config, run_dir=Path(tmp) / "run", quiet=True)
         total = perf_counter() - start
-        q = q_learning.load_policy({"q": __import__("torch").load(run.dir / "model.pt", weights_only=False)["q"]}).q
+        q = np.load(run.dir / "model" / "q.npy")
     assert run.step == steps, run.step
     return run.timing["train_seconds"], q, total
 
 
 def rlsuite_driver(steps: int, seed: int) -> tuple[float, np.ndarray]:
-    config = q_learning.Config(seed=seed, alpha=ALPHA, epsilon=EPSILON, gamma=GAMMA)
+    config = q_learning.QLearningConfig(seed=seed, alpha=ALPHA, epsilon=EPSILON, gamma=GAMMA)
     env = gym.make(ENV_ID)
     agent = q_learning.agent_factory(config)(48, 4, np.random.default_rng(seed))
     start = perf_counter()
-    done, _, _ = tabular.run_steps(env, agent, {**tabular.new_carry(), "reset_seed": seed}, max_steps=steps)
+    done, _, _ = tabular.run_steps(env, agent, tabular.EpisodeCursor(reset_seed=seed), max_steps=steps)
     seconds = perf_counter() - start
     assert done == steps
     return seconds, agent.q

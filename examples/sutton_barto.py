@@ -218,7 +218,7 @@ def figure4_1(out: Path) -> Path:
 def figure6_4(out: Path, budget: Budget) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, module in (("Expected SARSA", expected_sarsa), ("SARSA", sarsa), ("Q-learning", q_learning)):
-        config = module.Config(env="CliffWalking-v1", alpha=0.5, epsilon=0.1, gamma=1.0, seed=0)
+        config = module.SPEC.config(env="CliffWalking-v1", alpha=0.5, epsilon=0.1, gamma=1.0, seed=0)
         returns, _ = module.averaged_returns(config, runs=budget.cliff_runs, episodes=budget.cliff_episodes)
         mean = returns.mean(axis=0)
         ax.plot(*smooth(mean, 10), label=label, lw=1)
@@ -235,7 +235,7 @@ def figure6_4(out: Path, budget: Budget) -> Path:
 def figure8_2(out: Path, budget: Budget) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for n in (0, 5, 50):
-        config = dyna_q.Config(env="DynaMaze-v0", planning_steps=n, alpha=0.1, epsilon=0.1, gamma=0.95, seed=0)
+        config = dyna_q.SPEC.config(env="DynaMaze-v0", planning_steps=n, alpha=0.1, epsilon=0.1, gamma=0.95, seed=0)
         _, lengths = dyna_q.averaged_returns(config, runs=budget.maze_runs, episodes=budget.maze_episodes)
         mean = lengths.mean(axis=0)
         episodes = np.arange(1, len(mean) + 1)

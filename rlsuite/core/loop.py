@@ -228,6 +228,7 @@ class Loop(Generic[S]):
         if self.recorder.writes:
             from rlsuite.core.plotting import plot_runs
 
+            self.recorder.flush()  # the figures read the CSV files
             for name, figure in self.figures.items():
                 plot_runs([self.run_dir], self.recorder.figure_path(name), metric=list(figure.metrics) or None, logy=figure.logy)
         self._seconds["export"] += time.perf_counter() - start

@@ -156,4 +156,9 @@ class Run:
         if self.final_eval is not None:
             headline = next(c for c in self.evaluations if c != "step")
             score = f": evaluation {headline.replace('_', ' ')} {self.final_eval:.4g}"
+        else:  # no evaluation (bandits, DP): the last value of the first metric
+            metrics = self.metrics
+            first = next((c for c in metrics if c != "step" and not c.startswith("charts/")), None)
+            if first is not None and len(metrics[first]):
+                score = f": last {first} {metrics[first][-1]:.4g}"
         return f"{self.algo} on {env} {self.status} after {self.step:,} {self.unit}{score}"

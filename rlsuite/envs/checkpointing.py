@@ -25,25 +25,23 @@ def _unpickle(state: dict[str, Any]) -> Any:
     return cloudpickle.loads(state["env"])
 
 
-class CheckpointableEnvs(gym.vector.VectorWrapper):
+class PickledEnvState:
+    """The state_dict / load_state_dict of an env wrapper: the wrapped env, pickled whole."""
+
+    env: Any
+
+    def state_dict(self) -> dict[str, Any]:
+        return _pickle(self.env)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        restored = _unpickle(state)
+        self.env.close()
+        self.env = restored
+
+
+class CheckpointableEnvs(PickledEnvState, gym.vector.VectorWrapper):
     """A vector env that is a checkpoint part."""
 
-    def state_dict(self) -> dict[str, Any]:
-        return _pickle(self.env)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        restored = _unpickle(state)
-        self.env.close()
-        self.env = restored
-
-
-class CheckpointableEnv(gym.Wrapper):
+class CheckpointableEnv(PickledEnvState, gym.Wrapper):
     """A single env that is a checkpoint part (the tabular methods step one env)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return _pickle(self.env)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        restored = _unpickle(state)
-        self.env.close()
-        self.env = restored

@@ -69,3 +69,9 @@ def test_malformed_yaml_is_a_config_error(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         configs.load_yaml(tmp_path / "list.yaml")
+
+
+def test_checkpoints_are_frequent_by_default():
+    """A run killed outright loses at most about a minute of work."""
+    assert ppo.PPOConfig().checkpoint_minutes <= 1.0 and configs.TrainConfig().checkpoint_minutes <= 1.0
+    assert ppo.PPOConfig().schedule.checkpoint_seconds <= 60.0

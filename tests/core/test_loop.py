@@ -130,3 +130,19 @@ def test_a_signal_saves_a_checkpoint_exits_4_and_the_run_resumes(tmp_path, signu
     assert 0 < step == meta["checkpoint_step"]
     resumed = reg.train(reg.RegressionConfig(total_steps=step + 5, eval_every=0), tmp_path / "run", resume=True, quiet=True)
     assert resumed.step == step + 5 and resumed.status == "finished"
+
+
+def test_figures_are_drawn_from_complete_logs(monkeypatch):
+    from rlsuite.core import plotting
+    from rlsuite.core.tables import read_table
+
+    rows_seen = []
+    original = plotting.plot_runs
+
+    def spy(run_dirs, out, **kwargs):
+        rows_seen.append(read_table(Path(run_dirs[0]) / "metrics.csv")["step"].tolist())
+        return original(run_dirs, out, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_runs", spy)
+    reg.train(reg.RegressionConfig(total_steps=95), "run", quiet=True)
+    assert rows_seen == [[*range(10, 91, 10), 95]]

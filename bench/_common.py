@@ -159,17 +159,10 @@ def check_run(run) -> None:
     """Fail loudly, naming every mismatch, if the returned run differs from the agreed contract."""
     problems = []
     evals = getattr(run, "evaluations", None)
-    if not isinstance(evals, list):
-        problems.append(f"run.evaluations should be a list, got {type(evals).__name__}")
-    else:
-        for item in evals:
-            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int)
-                    and isinstance(item[1], (int, float))):
-                problems.append(f"run.evaluations items should be (int step, float mean), got {item!r}")
-                break
-        steps = [item[0] for item in evals if isinstance(item, (tuple, list)) and item]
-        if steps != sorted(steps):
-            problems.append("run.evaluations is not in increasing step order")
+    if not (hasattr(evals, "keys") and {"step", "mean_return"} <= set(evals.keys())):
+        problems.append(f"run.evaluations should be a table with step and mean_return columns, got {evals!r}")
+    elif list(evals["step"]) != sorted(evals["step"]):
+        problems.append("run.evaluations is not in increasing step order")
     timing = getattr(run, "timing", None)
     if not isinstance(timing, dict):
         problems.append(f"run.timing should be a dict, got {type(timing).__name__}")
@@ -183,6 +176,11 @@ def check_run(run) -> None:
         raise ContractError("rlsuite run does not match the benchmark contract:\n  - " + "\n  - ".join(problems))
 
 
+def evaluation_curve(run) -> list[tuple[int, float]]:
+    """(env step, mean return) of every evaluation of an rlsuite Run."""
+    return [(int(step), float(mean)) for step, mean in zip(run.evaluations["step"], run.evaluations["mean_return"])]
+
+
 def run_rlsuite(ppo, cfg, seed: int) -> dict:
     """Train in a throw-away run directory; total_seconds is our own clock around ``ppo.train``."""
     with tempfile.TemporaryDirectory(prefix="rlsuite-bench-") as tmp:
@@ -190,16 +188,16 @@ def run_rlsuite(ppo, cfg, seed: int) -> dict:
         run = ppo.train(cfg, run_dir=Path(tmp) / "run", overwrite=True, quiet=True)
         total = perf_counter() - start
         check_run(run)
+        evaluations = evaluation_curve(run)  # read from eval.csv before the folder goes
     return {
         "library": "rlsuite",
         "seed": seed,
-        # Run.step (env steps actually taken) is not in the agreed contract; fall back to the budget.
-        "env_steps": int(getattr(run, "step", 0) or cfg.total_steps),
+        "env_steps": int(run.step),
         "train_seconds": float(run.timing["train_seconds"]),
         "reported_total_seconds": float(run.timing["total_seconds"]),
         "eval_seconds": float(run.timing["eval_seconds"]),
         "total_seconds": total,
-        "evaluations": [(int(step), float(mean)) for step, mean in run.evaluations],
+        "evaluations": evaluations,
     }
 
 

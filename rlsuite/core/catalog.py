@@ -24,5 +24,7 @@ CATALOG: dict[str, CatalogEntry] = {
     'mc_control': CatalogEntry('rlsuite.algos.tabular.mc_control', 'tabular', 'first-visit Monte Carlo control with an epsilon-soft policy', ('FrozenLake-v1',)),
     'q_learning': CatalogEntry('rlsuite.algos.tabular.q_learning', 'tabular', 'Q-learning', ('CliffWalking-v1', 'FrozenLake-v1', 'Taxi-v4')),
     'sarsa': CatalogEntry('rlsuite.algos.tabular.sarsa', 'tabular', 'SARSA and n-step SARSA (--n)', ('CliffWalking-v1', 'FrozenLake-v1', 'Taxi-v4', 'WindyGridWorld-v0')),
+    'c51': CatalogEntry('rlsuite.algos.deep.c51', 'deep', 'C51 categorical distributional DQN: a return distribution on fixed atoms, cross-entropy to the projected target; discrete actions', ('CartPole-v1',)),
+    'dqn': CatalogEntry('rlsuite.algos.deep.dqn', 'deep', 'Deep Q-Networks with Double DQN targets, dueling heads and n-step returns; discrete actions', ('CartPole-v1', 'Acrobot-v1', 'MountainCar-v0')),
     'ppo': CatalogEntry('rlsuite.algos.deep.ppo', 'deep', 'Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions', ('CartPole-v1', 'Acrobot-v1', 'Pendulum-v1', 'MountainCarContinuous-v0')),
 }

@@ -275,13 +275,8 @@ class Loop(Generic[S]):
             "parts": {name: part.state_dict() for name, part in stateful.items()},
             "state": None if self._state is NO_STATE else self._state,
         }
-        export = None
-        if self.export_fn is not None:
-            def export(directory: Path) -> None:
-                self.export_fn(directory)
-                describe_export(directory, self.algo, self.config, self.step)
         try:
-            self.recorder.save_checkpoint(payload, directories, export)
+            self.recorder.save_checkpoint(payload, directories, self._export_described if self.export_fn is not None else None)
         except OSError as exc:
             saved = self.recorder.meta.get("checkpoint_step")
             kept = f"the previous checkpoint (step {saved:,}) is intact" if saved is not None else "no earlier checkpoint exists"
@@ -289,6 +284,10 @@ class Loop(Generic[S]):
         self._last_checkpoint_time = time.perf_counter()
         self._next_checkpoint = self._next_multiple(self.schedule.checkpoint_every)
         self._seconds["checkpoint"] += time.perf_counter() - start
+
+    def _export_described(self, directory: Path) -> None:
+        self.export_fn(directory)
+        describe_export(directory, self.algo, self.config, self.step)
 
     def _restore(self) -> Any:
         path = self.recorder.run.latest_checkpoint()

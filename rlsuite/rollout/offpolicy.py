@@ -2,7 +2,7 @@
 buffer: Stable-Baselines3's epsilon schedule, epsilon-greedy acting over a vector env, the
 minibatches of a gradient phase drawn in one call, and the target-network refresh clock.
 
-The training loop these serve (written out in each algorithm file) is SB3's:
+The training loop they share (`train`, around an algorithm's network and `update`) is SB3's:
 
     repeat: collect train_freq vector steps, acting epsilon-greedily
             refresh the target network as many times as fell due during those steps
@@ -15,18 +15,74 @@ fixed within a gradient phase, which is what lets a phase evaluate it once for a
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
-from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlsuite.core import config as configs
+from rlsuite.core.loop import Loop
+from rlsuite.core.run import Run
+from rlsuite.core.seeding import derive_seed
+from rlsuite.envs.checkpointing import CheckpointableEnvs
+from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.envs.vector import make_vector_env
 from rlsuite.errors import check
 from rlsuite.ops.nets import polyak_update
+from rlsuite.rollout.collect import collect_transitions
 from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
+from rlsuite.rollout.step import EnvCursor
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig(configs.TorchConfig):
+    """The fields of every value-based off-policy method (DQN and its variants, C51): replay,
+    Stable-Baselines3's schedule and exploration, the network's shape."""
+
+    num_envs: int = 1
+    """Parallel environments; each vector step adds num_envs transitions."""
+    learning_rate: float = 1e-4
+    """Adam step size."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (rounded down to a multiple of num_envs)."""
+    learning_starts: int = 100
+    """Env steps of uniformly random actions before epsilon-greedy acting; gradient phases begin once more than this many were taken."""
+    batch_size: int = 32
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 4
+    """Vector steps (env steps per env) collected between gradient phases."""
+    gradient_steps: int = 1
+    """Gradient steps per phase; -1: one per env step collected (train_freq * num_envs)."""
+    target_update_every: int = 10_000
+    """Refresh the target network every this many env steps (SB3's target_update_interval, counted the same way: every max(target_update_every // num_envs, 1) vector steps). Refreshes fall due while collecting, never inside a gradient phase: with target_update_every <= train_freq * num_envs the target is the online network as it was before each phase."""
+    tau: float = 1.0
+    """Refresh theta^- <- tau theta + (1 - tau) theta^-; 1 copies (the paper's hard update)."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which epsilon decays linearly from initial to final."""
+    exploration_initial_eps: float = 1.0
+    """epsilon at the start of the decay."""
+    exploration_final_eps: float = 0.05
+    """epsilon after the decay (also what predict(deterministic=False) uses)."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip (0 disables)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the Q-network."""
+    activation: Literal["relu", "tanh", "elu", "gelu"] = "relu"
+    """Hidden activation."""
+    n_step: int = 1
+    """Rewards summed before bootstrapping (1: one-step TD)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self)
 
 
 def check_config(config) -> None:
@@ -99,7 +155,7 @@ def sample_phase(buffer: ReplayBuffer, rng: np.random.Generator, steps: int, con
 def minibatch(batch: ReplayBatch[Tensor], k: int, size: int) -> ReplayBatch[Tensor]:
     """Rows k * size ... (k + 1) * size - 1 of every field (views, no copy)."""
     rows = slice(k * size, (k + 1) * size)
-    return ReplayBatch(**{f.name: getattr(batch, f.name)[rows] for f in fields(batch)})
+    return ReplayBatch(**{f.name: getattr(batch, f.name)[rows] for f in dataclasses.fields(batch)})
 
 
 @torch.no_grad()
@@ -133,3 +189,70 @@ def refresh_target(target: nn.Module, online: nn.Module, tau: float, times: int)
     tau = 1 copies (torch's lerp of weight 1 returns the end point exactly)."""
     if times > 0:
         polyak_update(target, online, 1.0 - (1.0 - tau) ** times)
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyState:
+    """What continues from one iteration to the next besides the networks, optimizer, envs and buffer."""
+
+    cursor: EnvCursor
+    rng: np.random.Generator
+    """Draws exploration and replay minibatches (the only randomness of training besides the envs)."""
+    since_target_update: int
+    """Vector steps since the target network was last refreshed."""
+    gradient_steps: int
+    """Gradient steps taken so far."""
+
+
+UpdateFn = Callable[[nn.Module, nn.Module, torch.optim.Optimizer, ReplayBatch[Tensor], Any], dict[str, float]]
+"""update(q_net, target_net, optimizer, phase batch, config) -> metrics: one gradient phase."""
+
+
+def train(algo: str, config: OffPolicyConfig, q_net: nn.Module, optimizer: torch.optim.Optimizer, update: UpdateFn, run_dir=None, **options: Any) -> Run:
+    """Train q_net (with `greedy(obs)`, `n_actions` and its spaces) by SB3's schedule (module
+    docstring), calling the algorithm's `update` for each gradient phase; returns the Run.
+    Checkpoints hold both networks, the optimizer, the envs and the replay buffer (as arrays)."""
+    device = next(q_net.parameters()).device
+    target_net = copy.deepcopy(q_net).requires_grad_(False)
+    buffer = ReplayBuffer(config.buffer_size, config.num_envs, q_net.observation_space.shape, ())
+    envs = CheckpointableEnvs(make_envs(config))
+    with Loop(
+        algo, config, run_dir, budget=config.budget, schedule=config.schedule,
+        parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer, "envs": envs, "replay": buffer},
+        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, q_net.greedy, config.seed),
+        export=lambda directory: save_policy(q_net, directory), **options,
+    ) as loop:
+        state = loop.start(lambda: OffPolicyState(
+            EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), np.random.default_rng(derive_seed(config.seed, algo)), 0, 0))
+        rng = state.rng
+        while loop.running():
+            # The last iteration stops at the budget instead of running past it.
+            vector_steps = min(config.train_freq, -(-(config.total_steps - loop.step) // config.num_envs))
+            epsilons = iter([exploration_rate(loop.step + i * config.num_envs, config) for i in range(vector_steps)])
+            episodes, cursor = collect_transitions(
+                envs, state.cursor, lambda obs: epsilon_greedy(q_net.greedy, obs, next(epsilons), q_net.n_actions, rng), buffer, vector_steps
+            )
+            collected = vector_steps * config.num_envs
+            refreshes, since = target_refreshes(state.since_target_update, vector_steps, config)
+            refresh_target(target_net, q_net, config.tau, refreshes)
+            metrics: dict[str, float] = {"charts/epsilon": exploration_rate(loop.step, config)}
+            done_steps = state.gradient_steps
+            steps = phase_steps(config, collected)
+            if loop.step + collected > config.learning_starts and steps > 0:
+                metrics |= update(q_net, target_net, optimizer, sample_phase(buffer, rng, steps, config, device), config)
+                done_steps += steps
+            state = OffPolicyState(cursor, rng, since, done_steps)
+            loop.record(collected, metrics, episodes=episodes, state=state)
+        return loop.finish()
+
+
+def save_policy(q_net: nn.Module, directory: Path) -> None:
+    torch.save({"state_dict": q_net.state_dict(), "observation_space": q_net.observation_space, "action_space": q_net.action_space}, directory / "policy.pt")
+
+
+def load_policy(make_net: Callable[[Any, Any, Any], nn.Module], config: Any, directory: Path) -> nn.Module:
+    """make_net(observation_space, action_space, config) with the weights save_policy wrote."""
+    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
+    net = make_net(saved["observation_space"], saved["action_space"], config)
+    net.load_state_dict(saved["state_dict"])
+    return net.eval()

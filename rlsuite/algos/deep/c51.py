@@ -12,10 +12,9 @@ Stable-Baselines3 runs it (see rlsuite.algos.deep.dqn and rlsuite.rollout.offpol
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,61 +22,23 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from rlsuite.core import config as configs
-from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
-from rlsuite.core.seeding import derive_seed, setup_torch
+from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
-from rlsuite.envs.checkpointing import CheckpointableEnvs
-from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
 from rlsuite.ops import q_targets
 from rlsuite.ops.nets import mlp
 from rlsuite.rollout import offpolicy
-from rlsuite.rollout.collect import collect_transitions
-from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
-from rlsuite.rollout.step import EnvCursor
+from rlsuite.rollout.replay import ReplayBatch
 
 
 @dataclasses.dataclass(frozen=True)
-class C51Config(configs.TorchConfig):
-    num_envs: int = 1
-    """Parallel environments; each vector step adds num_envs transitions."""
+class C51Config(offpolicy.OffPolicyConfig):
     learning_rate: float = 2.5e-4
     """Adam step size."""
     adam_eps: float = 0.01 / 32
     """Adam's epsilon (the paper's 0.01 / batch size)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions (rounded down to a multiple of num_envs)."""
-    learning_starts: int = 100
-    """Env steps of uniformly random actions before epsilon-greedy acting; gradient phases begin once more than this many were taken."""
-    batch_size: int = 32
-    """Transitions per gradient step."""
-    gamma: float = 0.99
-    """Discount factor."""
-    train_freq: int = 4
-    """Vector steps (env steps per env) collected between gradient phases."""
-    gradient_steps: int = 1
-    """Gradient steps per phase; -1: one per env step collected (train_freq * num_envs)."""
-    target_update_every: int = 10_000
-    """Refresh the target network every this many env steps, counted as SB3's DQN counts its target_update_interval (see dqn.DQNConfig)."""
-    tau: float = 1.0
-    """Refresh theta^- <- tau theta + (1 - tau) theta^-; 1 copies."""
-    exploration_fraction: float = 0.1
-    """Fraction of total_steps over which epsilon decays linearly from initial to final."""
-    exploration_initial_eps: float = 1.0
-    """epsilon at the start of the decay."""
-    exploration_final_eps: float = 0.05
-    """epsilon after the decay (also what predict(deterministic=False) uses)."""
-    max_grad_norm: float = 10.0
-    """Global gradient-norm clip (0 disables)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths."""
-    activation: Literal["relu", "tanh", "elu", "gelu"] = "relu"
-    """Hidden activation."""
-    n_step: int = 1
-    """Rewards summed before bootstrapping (1: one-step)."""
     atoms: int = 51
     """Number of atoms K of the support."""
     v_min: float = -10.0
@@ -85,9 +46,9 @@ class C51Config(configs.TorchConfig):
     v_max: float = 10.0
     """Highest return on the support."""
 
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        offpolicy.check_config(self)
         check(self.atoms >= 2, f"atoms must be >= 2, got {self.atoms}.")
         check(self.v_min < self.v_max, f"v_min must be below v_max, got {self.v_min} and {self.v_max}.")
         check(self.adam_eps > 0, f"adam_eps must be > 0, got {self.adam_eps}.")
@@ -177,68 +138,19 @@ def update(q_net: CategoricalQNetwork, target_net: CategoricalQNetwork, optimize
     return {"losses/cross_entropy": float(torch.stack(losses).mean()), "losses/q_values": float(q.mean()), "losses/gradient_steps": steps}
 
 
-@dataclasses.dataclass(frozen=True)
-class C51State:
-    """What continues from one iteration to the next besides the networks, optimizer, envs and buffer."""
-
-    cursor: EnvCursor
-    rng: np.random.Generator
-    """Draws exploration and replay minibatches."""
-    since_target_update: int
-    """Vector steps since the target network was last refreshed."""
-    gradient_steps: int
-    """Gradient steps taken so far."""
-
-
 def train(config: C51Config, run_dir=None, **options: Any) -> Run:
     """Train C51; returns the Run. `options` are the Loop's (resume, overwrite, quiet, callbacks)."""
     env = resolve(config.env)
     require(env, "c51", SPEC.acts_on)
     device = setup_torch(config)
     q_net = CategoricalQNetwork(env.observation_space, env.action_space, config).to(device)
-    target_net = copy.deepcopy(q_net).requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
-    buffer = ReplayBuffer(config.buffer_size, config.num_envs, env.observation_space.shape, ())
-    envs = CheckpointableEnvs(offpolicy.make_envs(config))
-    with Loop(
-        "c51", config, run_dir, budget=config.budget, schedule=config.schedule,
-        parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer, "envs": envs, "replay": buffer},
-        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, q_net.greedy, config.seed),
-        export=lambda directory: save_policy(q_net, directory), **options,
-    ) as loop:
-        state = loop.start(lambda: C51State(
-            EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), np.random.default_rng(derive_seed(config.seed, "c51")), 0, 0))
-        rng = state.rng
-        while loop.running():
-            vector_steps = min(config.train_freq, -(-(config.total_steps - loop.step) // config.num_envs))
-            epsilons = iter([offpolicy.exploration_rate(loop.step + i * config.num_envs, config) for i in range(vector_steps)])
-            episodes, cursor = collect_transitions(
-                envs, state.cursor, lambda obs: offpolicy.epsilon_greedy(q_net.greedy, obs, next(epsilons), q_net.n_actions, rng), buffer, vector_steps
-            )
-            collected = vector_steps * config.num_envs
-            refreshes, since = offpolicy.target_refreshes(state.since_target_update, vector_steps, config)
-            offpolicy.refresh_target(target_net, q_net, config.tau, refreshes)
-            metrics: dict[str, float] = {"charts/epsilon": offpolicy.exploration_rate(loop.step, config)}
-            done_steps = state.gradient_steps
-            steps = offpolicy.phase_steps(config, collected)
-            if loop.step + collected > config.learning_starts and steps > 0:
-                metrics |= update(q_net, target_net, optimizer, offpolicy.sample_phase(buffer, rng, steps, config, device), config)
-                done_steps += steps
-            state = C51State(cursor, rng, since, done_steps)
-            loop.record(collected, metrics, episodes=episodes, state=state)
-        return loop.finish()
+    return offpolicy.train("c51", config, q_net, optimizer, update, run_dir, **options)
 
 
-def save_policy(q_net: CategoricalQNetwork, directory: Path) -> None:
-    torch.save({"state_dict": q_net.state_dict(), "observation_space": q_net.observation_space, "action_space": q_net.action_space}, directory / "policy.pt")
-
-
-def load(config: C51Config, directory: Path) -> CategoricalQNetwork:
-    """The trained network saved in directory (a run's model/); `.predict(obs)` acts greedily in the mean."""
-    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
-    q_net = CategoricalQNetwork(saved["observation_space"], saved["action_space"], config)
-    q_net.load_state_dict(saved["state_dict"])
-    return q_net.eval()
+def load(config, directory: Path) -> CategoricalQNetwork:
+    """The trained network saved in directory (a run's model/); `.predict(obs)` acts greedily."""
+    return offpolicy.load_policy(CategoricalQNetwork, config, directory)
 
 
 SPEC = AlgorithmSpec(

@@ -13,8 +13,7 @@ import torch
 import rlsuite
 from rlsuite.algos.deep import c51
 from rlsuite.cli import main
-from rlsuite.core import checkpoint, registry
-from rlsuite.core.catalog import CatalogEntry
+from rlsuite.core import checkpoint
 from rlsuite.core.run import RunDir
 from rlsuite.envs.vector import make_vector_env
 from rlsuite.rollout import offpolicy
@@ -30,13 +29,6 @@ LN2 = math.log(2.0)
 # Target logits: action 0 (ln 2, 0, 0) -> p = (1/2, 1/4, 1/4), Q = 0 + 1/4 + 2/4 = 0.75;
 # action 1 (0, 0, ln 2) -> p = (1/4, 1/4, 1/2), Q = 1/4 + 1 = 1.25. So a* = 1, p* = (1/4, 1/4, 1/2).
 TARGET_LOGITS = [LN2, 0.0, 0.0, 0.0, 0.0, LN2]
-
-
-@pytest.fixture(autouse=True)
-def c51_in_catalog(monkeypatch):
-    """See test_dqn.py: independent of whether scripts/update_catalog.sh has been run."""
-    if "c51" not in registry.ALGORITHMS:
-        monkeypatch.setitem(registry.ALGORITHMS, "c51", CatalogEntry("rlsuite.algos.deep.c51", "deep", c51.SPEC.summary, tuple(c51.PRESETS)))
 
 
 def by_hand_config(**overrides):

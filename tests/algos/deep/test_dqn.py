@@ -12,8 +12,7 @@ import torch
 import rlsuite
 from rlsuite.algos.deep import dqn
 from rlsuite.cli import main
-from rlsuite.core import checkpoint, registry
-from rlsuite.core.catalog import CatalogEntry
+from rlsuite.core import checkpoint
 from rlsuite.core.run import RunDir
 from rlsuite.envs.vector import make_vector_env
 from rlsuite.rollout import offpolicy
@@ -25,14 +24,6 @@ OBS = gym.spaces.Box(-10, 10, (2,), np.float32)
 ACTIONS = gym.spaces.Discrete(2)
 SMALL = dict(num_envs=1, buffer_size=4_096, learning_starts=256, batch_size=32, train_freq=64, gradient_steps=16,
              target_update_every=128, hidden_sizes=(32, 32), eval_every=512, eval_episodes=2, checkpoint_every=0)
-
-
-@pytest.fixture(autouse=True)
-def dqn_in_catalog(monkeypatch):
-    """The CLI and rlsuite.load find algorithms through the generated catalog; this keeps the
-    tests independent of whether scripts/update_catalog.sh has been run since dqn was added."""
-    if "dqn" not in registry.ALGORITHMS:
-        monkeypatch.setitem(registry.ALGORITHMS, "dqn", CatalogEntry("rlsuite.algos.deep.dqn", "deep", dqn.SPEC.summary, tuple(dqn.PRESETS)))
 
 
 # --- one update by hand --------------------------------------------------------------------------

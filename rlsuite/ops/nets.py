@@ -41,14 +41,17 @@ class Tanh(nn.Module):
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
-def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str = "tanh", out_gain: float = 1.0) -> nn.Sequential:
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str = "tanh", out_gain: float | None = 1.0) -> nn.Sequential:
     """MLP with orthogonal init: gain sqrt(2) on hidden layers and out_gain on the last, biases 0
-    (the initialization of the PPO implementation details, Huang et al. 2022)."""
+    (the initialization of the PPO implementation details, Huang et al. 2022). out_gain=None keeps
+    PyTorch's default nn.Linear init everywhere instead, which value-based methods use (SB3's and
+    CleanRL's DQN): with orthogonal init DQN on CartPole reaches 475 but does not stay there."""
     layers: list[nn.Module] = []
     sizes = (in_dim, *hidden_sizes)
+    init = (lambda layer, gain: layer) if out_gain is None else orthogonal
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [orthogonal(nn.Linear(a, b), math.sqrt(2)), ACTIVATIONS[activation]()]
-    layers.append(orthogonal(nn.Linear(sizes[-1], out_dim), out_gain))
+        layers += [init(nn.Linear(a, b), math.sqrt(2)), ACTIVATIONS[activation]()]
+    layers.append(init(nn.Linear(sizes[-1], out_dim), out_gain))
     return nn.Sequential(*layers)
 
 

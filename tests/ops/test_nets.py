@@ -276,3 +276,12 @@ def test_running_norm_ignores_an_empty_batch():
     mean, var = norm.mean.clone(), norm.var.clone()
     norm.update(torch.zeros(0, 2))
     assert torch.equal(norm.mean, mean) and torch.equal(norm.var, var)
+
+
+def test_mlp_keeps_pytorch_default_init_when_asked():
+    torch.manual_seed(0)
+    default = mlp(4, (256,), 2, "relu", out_gain=None)
+    bound = 1 / 4**0.5  # nn.Linear's kaiming-uniform(a=sqrt(5)) bound is 1/sqrt(fan_in)
+    assert default[0].weight.abs().max() <= bound and default[0].bias.abs().max() > 0
+    orthogonal_net = mlp(4, (256,), 2, "relu")
+    assert orthogonal_net[0].bias.abs().max() == 0

@@ -72,7 +72,7 @@ class CategoricalQNetwork(nn.Module):
         super().__init__()
         self.observation_space, self.action_space = observation_space, action_space
         self.n_actions, self.atoms = int(action_space.n), config.atoms
-        self.net = mlp(int(np.prod(observation_space.shape)), config.hidden_sizes, self.n_actions * config.atoms, config.activation)
+        self.net = mlp(int(np.prod(observation_space.shape)), config.hidden_sizes, self.n_actions * config.atoms, config.activation, out_gain=None)
         self.register_buffer("support", q_targets.categorical_support(config.v_min, config.v_max, config.atoms))
         self.epsilon = config.exploration_final_eps
 

@@ -102,7 +102,7 @@ class QNetwork(nn.Module):
         self.observation_space, self.action_space = observation_space, action_space
         self.n_actions = int(action_space.n)
         self.head = Q_HEADS[config.head]
-        self.net = mlp(int(np.prod(observation_space.shape)), config.hidden_sizes, self.n_actions + self.head.extra_outputs, config.activation)
+        self.net = mlp(int(np.prod(observation_space.shape)), config.hidden_sizes, self.n_actions + self.head.extra_outputs, config.activation, out_gain=None)
         self.epsilon = config.exploration_final_eps
 
     def forward(self, obs: Tensor) -> Tensor:

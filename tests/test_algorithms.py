@@ -41,6 +41,8 @@ def test_train_load_act_and_resume(name, tmp_path):
     run = spec.train(config, tmp_path / "run", quiet=True)
     assert run.status in ("finished", "not_converged") and run.dir == tmp_path / "run"
     assert (run.dir / "curve.png").is_file() and (run.dir / "model").is_dir()
+    assert any(f.name.startswith("events.out.tfevents") for f in (run.dir / "tb").iterdir())  # every family logs to TensorBoard
+    assert len(run.metrics) > 0 and rlsuite.open_run(run.dir).status == run.status
 
     if spec.load is None:
         with pytest.raises(RLSuiteError, match="no policy"):

@@ -107,7 +107,7 @@ class Loop(Generic[S]):
         self._previous_handlers: dict[int, Any] = {}
         self._progress = None
         self._closed = False
-        self._t0 = time.perf_counter()
+        opened = time.perf_counter()
         for name, part in self.parts.items():
             if not isinstance(part, (DirectoryPart, StatefulPart)):
                 raise TypeError(f"part {name!r} has neither state_dict/load_state_dict nor save_to/load_from")
@@ -119,6 +119,8 @@ class Loop(Generic[S]):
         except BaseException:
             self._close()  # nothing written: a failed resume leaves the run as it was
             raise
+        self._t0 = time.perf_counter()  # training time is counted from here; opening the run is setup
+        self._seconds["setup"] = self._t0 - opened
         self._next_eval = self._next_multiple(schedule.eval_every)
         self._next_checkpoint = self._next_multiple(schedule.checkpoint_every)
         self._next_log = self._next_multiple(schedule.log_every)
@@ -233,14 +235,15 @@ class Loop(Generic[S]):
                 plot_runs([self.run_dir], self.recorder.figure_path(name), metric=list(figure.metrics) or None, logy=figure.logy)
         self._seconds["export"] += time.perf_counter() - start
         self.recorder.set_status(self.status, step=self.step)
-        total = time.perf_counter() - self._t0
+        looped = time.perf_counter() - self._t0
         spent = self._seconds["eval"] + self._seconds["checkpoint"] + self._seconds["export"]
         timing = {
-            "train_seconds": total - spent,
+            "train_seconds": looped - spent,
             "eval_seconds": self._seconds["eval"],
             "checkpoint_seconds": self._seconds["checkpoint"],
             "export_seconds": self._seconds["export"],
-            "total_seconds": total,
+            "setup_seconds": self._seconds["setup"],
+            "total_seconds": self._seconds["setup"] + looped,
         }
         self._close()
         return Run(self.run_dir, self.algo, self.config, self.step, self.status, self.budget.unit, timing)

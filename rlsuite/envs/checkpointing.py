@@ -43,5 +43,12 @@ class CheckpointableEnvs(PickledEnvState, gym.vector.VectorWrapper):
     """A vector env that is a checkpoint part."""
 
 
-class CheckpointableEnv(PickledEnvState, gym.Wrapper):
-    """A single env that is a checkpoint part (the tabular methods step one env)."""
+class CheckpointableEnv(PickledEnvState):
+    """A single env as a checkpoint part, holding it as `.env` rather than wrapping it: the
+    tabular methods step `.env` directly, since a wrapper layer costs them ~7% of a step."""
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+
+    def close(self) -> None:
+        self.env.close()

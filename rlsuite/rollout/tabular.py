@@ -197,7 +197,7 @@ def train_tabular(algo: str, config: TabularControlConfig, make_agent: MakeAgent
         state = loop.start(lambda: TabularState(EpisodeCursor(reset_seed=config.seed), 0))
         while loop.running():
             budget = min(ITERATION_STEPS, config.total_steps - loop.step)
-            steps, episodes, cursor = run_steps(env, agent, state.cursor, max_steps=budget)
+            steps, episodes, cursor = run_steps(env.env, agent, state.cursor, max_steps=budget)
             state = TabularState(cursor, state.episodes + len(episodes.returns))
             loop.record(steps, {"charts/episodes": float(state.episodes)}, episodes=episodes, state=state)
         return loop.finish()

@@ -181,11 +181,12 @@ def evaluation_curve(run) -> list[tuple[int, float]]:
     return [(int(step), float(mean)) for step, mean in zip(run.evaluations["step"], run.evaluations["mean_return"])]
 
 
-def run_rlsuite(ppo, cfg, seed: int) -> dict:
-    """Train in a throw-away run directory; total_seconds is our own clock around ``ppo.train``."""
+def run_rlsuite(algorithm, cfg, seed: int) -> dict:
+    """Train an rlsuite algorithm module (ppo, dqn, ...) in a throw-away run directory;
+    total_seconds is our own clock around ``algorithm.train``."""
     with tempfile.TemporaryDirectory(prefix="rlsuite-bench-") as tmp:
         start = perf_counter()
-        run = ppo.train(cfg, run_dir=Path(tmp) / "run", overwrite=True, quiet=True)
+        run = algorithm.train(cfg, run_dir=Path(tmp) / "run", overwrite=True, quiet=True)
         total = perf_counter() - start
         check_run(run)
         evaluations = evaluation_curve(run)  # read from eval.csv before the folder goes

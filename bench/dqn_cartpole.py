@@ -26,9 +26,6 @@ Run:  python bench/dqn_cartpole.py                    # full: 3 seeds x 50k step
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
-from time import perf_counter
 
 import torch
 from stable_baselines3 import DQN
@@ -72,26 +69,6 @@ def import_rlsuite_dqn():
     return dqn
 
 
-def run_rlsuite(dqn, cfg, seed: int) -> dict:
-    """Train in a throw-away run directory (its evaluations read before it is deleted); total_seconds
-    is our own clock around ``dqn.train``, as for SB3."""
-    with tempfile.TemporaryDirectory(prefix="rlsuite-bench-") as tmp:
-        start = perf_counter()
-        run = dqn.train(cfg, run_dir=Path(tmp) / "run", overwrite=True, quiet=True)
-        total = perf_counter() - start
-        evaluations = [(int(step), float(mean)) for step, mean in zip(run.evaluations["step"], run.evaluations["mean_return"])]
-    return {
-        "library": "rlsuite",
-        "seed": seed,
-        "env_steps": int(run.step),
-        "train_seconds": float(run.timing["train_seconds"]),
-        "reported_total_seconds": float(run.timing["total_seconds"]),
-        "eval_seconds": float(run.timing["eval_seconds"]),
-        "total_seconds": total,
-        "evaluations": evaluations,
-    }
-
-
 def run_all(seeds: int, steps: int, only: str | None) -> list[dict]:
     """SB3 seed 0, rlsuite seed 0, SB3 seed 1, ..."""
     dqn = import_rlsuite_dqn() if only != "sb3" else None
@@ -101,7 +78,7 @@ def run_all(seeds: int, steps: int, only: str | None) -> list[dict]:
             if library == "sb3":
                 record = c.run_sb3(seed, steps, build_sb3, EVAL_EVERY, EVAL_EPISODES)
             else:
-                record = run_rlsuite(dqn, rlsuite_config(dqn, seed, steps), seed)
+                record = c.run_rlsuite(dqn, rlsuite_config(dqn, seed, steps), seed)
             c.progress(record, THRESHOLD)
             records.append(record)
     return records

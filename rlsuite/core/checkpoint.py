@@ -209,3 +209,21 @@ def write_checkpoint(
     for old in previous:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_network(net: Any, directory: Path) -> None:
+    """A neural-network algorithm's export: directory/policy.pt with the weights and the spaces
+    needed to rebuild the network (torch is loaded by whoever has a network to save)."""
+    import torch
+
+    torch.save({"state_dict": net.state_dict(), "observation_space": net.observation_space, "action_space": net.action_space}, directory / "policy.pt")
+
+
+def load_network(make_net: Callable[[Any, Any, Any], Any], config: Any, directory: Path) -> Any:
+    """make_net(observation_space, action_space, config) with the weights save_network wrote, in eval mode."""
+    import torch
+
+    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
+    net = make_net(saved["observation_space"], saved["action_space"], config)
+    net.load_state_dict(saved["state_dict"])
+    return net.eval()

@@ -43,8 +43,6 @@ class CSVLog:
             self.columns, rows = read_rows(path)
             self.rows = [row for row in rows if row.get("step") not in (None, "") and float(row["step"]) <= resume_step]
             self._rewrite()
-        elif path.is_file():
-            path.unlink()  # a fresh run never appends to an old file
 
     def write(self, row: dict) -> None:
         self.rows.append(row)

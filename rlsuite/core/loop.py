@@ -103,6 +103,7 @@ class Loop(Generic[S]):
         self._stop_signal: str | None = None
         self._window: dict[str, list[float]] = defaultdict(list)
         self._episodes: tuple[list[float], list[int]] = ([], [])
+        self._window_start = (0, 0.0)  # (step, time) where the metrics being averaged began
         self._seconds: dict[str, float] = defaultdict(float)
         self._previous_handlers: dict[int, Any] = {}
         self._progress = None
@@ -125,10 +126,7 @@ class Loop(Generic[S]):
         self._next_checkpoint = self._next_multiple(schedule.checkpoint_every)
         self._next_log = self._next_multiple(schedule.log_every)
         self._last_checkpoint_time = time.perf_counter()
-        if resume:
-            self._window_start = (self._window_start[0], time.perf_counter())
-        else:
-            self._window_start = (self.step, time.perf_counter())
+        self._window_start = (self._window_start[0], time.perf_counter())
 
     def _open(self, path: Path, resume: bool, overwrite: bool, is_main_process: bool) -> Any:
         """Create or reopen the run directory (restoring the checkpoint on resume), then begin it."""
@@ -314,7 +312,7 @@ class Loop(Generic[S]):
         set_rng_state(payload["rng"])
         window, self._episodes, window_start = payload["window"]
         self._window = defaultdict(list, window)
-        self._window_start = (window_start, time.perf_counter())
+        self._window_start = (window_start, 0.0)
         self.step = step
         self.evaluations = [(int(s), dict(row)) for s, row in payload["evaluations"]]
         return payload["state"]

@@ -131,12 +131,17 @@ class Run:
     def episodes(self) -> Table:
         return read_table(RunDir(self.dir).episodes_file)
 
+    def _headline(self) -> tuple[str, float] | None:
+        """(first metric, its last value) of the evaluations, e.g. ("mean_return", 500.0)."""
+        evaluations = self.evaluations
+        name = next((c for c in evaluations if c != "step"), None)
+        return (name, float(evaluations[name][-1])) if name is not None and len(evaluations[name]) else None
+
     @property
     def final_eval(self) -> float | None:
         """The headline (first) metric of the last evaluation, e.g. the mean return."""
-        evaluations = self.evaluations
-        headline = next((c for c in evaluations if c != "step"), None)
-        return float(evaluations[headline][-1]) if headline is not None and len(evaluations[headline]) else None
+        headline = self._headline()
+        return headline[1] if headline else None
 
     @property
     def curves(self) -> dict[str, Any]:
@@ -153,9 +158,9 @@ class Run:
         config = dataclasses.asdict(self.config)
         env = config.get("env", "")
         score = ""
-        if self.final_eval is not None:
-            headline = next(c for c in self.evaluations if c != "step")
-            score = f": evaluation {headline.replace('_', ' ')} {self.final_eval:.4g}"
+        headline = self._headline()
+        if headline is not None:
+            score = f": evaluation {headline[0].replace('_', ' ')} {headline[1]:.4g}"
         else:  # no evaluation (bandits, DP): the last value of the first metric
             metrics = self.metrics
             first = next((c for c in metrics if c != "step" and not c.startswith("charts/")), None)

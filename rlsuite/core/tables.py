@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlsuite.core.logging import read_rows
+
 
 class Table(dict):
     """column name -> 1-D NumPy array, all of one length (a missing value is NaN).
@@ -32,8 +34,6 @@ class Table(dict):
 
 def read_table(path: Path) -> Table:
     """A CSV log as a Table of float columns (empty when the file does not exist yet)."""
-    from rlsuite.core.logging import read_rows
-
     columns, rows = read_rows(path)
     table = Table()
     for column in columns:

@@ -97,6 +97,7 @@ def require(info: EnvInfo, algo: str, acts_on: Any) -> None:
         kinds = " or ".join(acts_on.actions)
         hint = " DQN-style methods choose among finitely many actions; for continuous control use ppo." if acts_on.actions == ("Discrete",) and isinstance(act, spaces.Box) else " See `rlsuite list` for algorithms that fit."
         raise UnsupportedEnvError(f"{algo} handles {kinds} action spaces, but {info.id} has {act}.{hint}")
-    for name, space in (("states", obs), ("actions", act)):
-        if isinstance(space, spaces.Discrete) and space.start != 0 and ("Discrete",) in (acts_on.observations, acts_on.actions):
-            raise UnsupportedEnvError(f"{algo} indexes its tables by {name[:-1]}, but {info.id}'s {name} start at {space.start}, not 0.")
+    if acts_on.observations == ("Discrete",):  # tabular methods index their tables by state and action
+        for name, space in (("states", obs), ("actions", act)):
+            if space.start != 0:
+                raise UnsupportedEnvError(f"{algo} indexes its tables by {name[:-1]}, but {info.id}'s {name} start at {space.start}, not 0.")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlsuite.core import config as configs
+from rlsuite.core import checkpoint, config as configs
 from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed
@@ -220,7 +219,7 @@ def train(algo: str, config: OffPolicyConfig, q_net: nn.Module, optimizer: torch
         algo, config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer, "envs": envs, "replay": buffer},
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, q_net.greedy, config.seed),
-        export=lambda directory: save_policy(q_net, directory), **options,
+        export=lambda directory: checkpoint.save_network(q_net, directory), **options,
     ) as loop:
         state = loop.start(lambda: OffPolicyState(
             EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), np.random.default_rng(derive_seed(config.seed, algo)), 0, 0))
@@ -244,15 +243,3 @@ def train(algo: str, config: OffPolicyConfig, q_net: nn.Module, optimizer: torch
             state = OffPolicyState(cursor, rng, since, done_steps)
             loop.record(collected, metrics, episodes=episodes, state=state)
         return loop.finish()
-
-
-def save_policy(q_net: nn.Module, directory: Path) -> None:
-    torch.save({"state_dict": q_net.state_dict(), "observation_space": q_net.observation_space, "action_space": q_net.action_space}, directory / "policy.pt")
-
-
-def load_policy(make_net: Callable[[Any, Any, Any], nn.Module], config: Any, directory: Path) -> nn.Module:
-    """make_net(observation_space, action_space, config) with the weights save_policy wrote."""
-    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
-    net = make_net(saved["observation_space"], saved["action_space"], config)
-    net.load_state_dict(saved["state_dict"])
-    return net.eval()

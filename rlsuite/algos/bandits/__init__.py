@@ -28,6 +28,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.spec import ActsOn
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
+from rlsuite.ops import bandits as ops
 
 NO_POLICY = "bandit runs have no policy to load: their result is the learning curves (metrics.csv, curve.png, and per run Run.curves)."
 ACTS_ON = ActsOn("bandit")
@@ -57,6 +58,20 @@ class BanditConfig(configs.BaseConfig):
 def check_step_size(step_size: float | None) -> None:
     """A `step_size` field: a constant alpha in (0, 1], or None for the sample average 1/N(A)."""
     check(step_size is None or 0 < step_size <= 1, f"step_size must be in (0, 1], or None for sample averages; got {step_size}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionValues:
+    """The sample-average (or constant-step) estimates of epsilon_greedy and ucb."""
+
+    Q: np.ndarray
+    """[runs, k] estimates Q(a)."""
+    N: np.ndarray
+    """[runs, k] pulls N(a) of each arm."""
+
+    def update(self, A: np.ndarray, R: np.ndarray, step_size: float | None) -> ActionValues:
+        """N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4)."""
+        return ActionValues(*ops.sample_average_step(self.Q, self.N, A, R, step_size))
 
 
 class Testbed:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, BanditConfig, Testbed, bandit_loop, check_step_size
+from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, ActionValues, BanditConfig, Testbed, bandit_loop, check_step_size
 from rlsuite.core.run import Run
 from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.errors import check
@@ -41,17 +41,10 @@ class Config(BanditConfig):
         check_step_size(self.step_size)
 
 
-@dataclasses.dataclass(frozen=True)
-class ActionValues:
-    Q: np.ndarray
-    """[runs, k] estimates Q(a)."""
-    N: np.ndarray
-    """[runs, k] pulls N(a) of each arm."""
-
 
 def update(values: ActionValues, A: np.ndarray, R: np.ndarray, config: Config) -> ActionValues:
     """N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4)."""
-    return ActionValues(*ops.sample_average_step(values.Q, values.N, A, R, config.step_size))
+    return values.update(A, R, config.step_size)
 
 
 def train(config: Config, run_dir=None, **options: Any) -> Run:

@@ -64,7 +64,8 @@ def sample(post: Posterior, likelihood: str, config: Config, rng: np.random.Gene
 def update(post: Posterior, A: np.ndarray, R: np.ndarray, likelihood: str) -> Posterior:
     """Condition arm A's posterior on reward R (Beta counts, or the Gaussian's sum and count)."""
     if likelihood == "bernoulli":
-        return dataclasses.replace(post, **dict(zip(("alpha", "beta"), ops.beta_posterior(post.alpha, post.beta, A, R))))
+        alpha, beta = ops.beta_posterior(post.alpha, post.beta, A, R)
+        return dataclasses.replace(post, alpha=alpha, beta=beta)
     rows = np.arange(A.shape[0])
     reward_sum, N = post.reward_sum.copy(), post.N.copy()
     reward_sum[rows, A] += R

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, BanditConfig, Testbed, bandit_loop, check_step_size
-from rlsuite.algos.bandits.epsilon_greedy import ActionValues
+from rlsuite.algos.bandits import ACTS_ON, NO_POLICY, ActionValues, BanditConfig, Testbed, bandit_loop, check_step_size
 from rlsuite.core.run import Run
 from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.errors import check
@@ -42,7 +41,7 @@ def select(values: ActionValues, t: int, c: float, rng: np.random.Generator) -> 
 
 def update(values: ActionValues, A: np.ndarray, R: np.ndarray, config: Config) -> ActionValues:
     """N(A) <- N(A) + 1;  Q(A) <- Q(A) + StepSize [R - Q(A)]  (Eq. 2.4)."""
-    return ActionValues(*ops.sample_average_step(values.Q, values.N, A, R, config.step_size))
+    return values.update(A, R, config.step_size)
 
 
 def train(config: Config, run_dir=None, **options: Any) -> Run:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlsuite.core import checkpoint
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
@@ -150,7 +151,7 @@ def train(config: C51Config, run_dir=None, **options: Any) -> Run:
 
 def load(config, directory: Path) -> CategoricalQNetwork:
     """The trained network saved in directory (a run's model/); `.predict(obs)` acts greedily."""
-    return offpolicy.load_policy(CategoricalQNetwork, config, directory)
+    return checkpoint.load_network(CategoricalQNetwork, config, directory)
 
 
 SPEC = AlgorithmSpec(

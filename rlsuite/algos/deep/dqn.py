@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlsuite.core import checkpoint
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
@@ -202,7 +203,7 @@ def train(config: DQNConfig, run_dir=None, **options: Any) -> Run:
 
 def load(config, directory: Path) -> QNetwork:
     """The trained network saved in directory (a run's model/); `.predict(obs)` acts greedily."""
-    return offpolicy.load_policy(QNetwork, config, directory)
+    return checkpoint.load_network(QNetwork, config, directory)
 
 
 SPEC = AlgorithmSpec(

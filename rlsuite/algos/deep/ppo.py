@@ -19,7 +19,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from rlsuite.core import config as configs
+from rlsuite.core import checkpoint, config as configs
 from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed, setup_torch
@@ -104,11 +104,8 @@ class PPOConfig(configs.TorchConfig):
         for name in ("ent_coef", "vf_coef", "max_grad_norm", "target_kl"):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}.")
         check(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {self.hidden_sizes}.")
-        check(
-            self.minibatch_size <= self.batch_size and self.batch_size % self.minibatch_size == 0,
-            f"minibatch_size {self.minibatch_size} must divide the batch num_envs * num_steps = "
-            f"{self.num_envs} * {self.num_steps} = {self.batch_size}.",
-        )
+        check(self.minibatch_size <= self.batch_size and self.batch_size % self.minibatch_size == 0, f"minibatch_size {self.minibatch_size} "
+              f"must divide the batch num_envs * num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}.")
 
 
 
@@ -234,17 +231,9 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
         stats += epoch_stats
         if config.target_kl > 0 and torch.stack(epoch_stats)[:, 3].mean().item() > config.target_kl:
             break
-    mean = torch.stack(stats).mean(0).tolist()
+    means = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), torch.stack(stats).mean(0).tolist()))
     explained = 1 - (targets - old_values).var() / targets.var().clamp_min(1e-8)
-    return {
-        "losses/policy_loss": mean[0],
-        "losses/value_loss": mean[1],
-        "losses/entropy": mean[2],
-        "losses/approx_kl": mean[3],
-        "losses/clip_fraction": mean[4],
-        "losses/explained_variance": float(explained),
-        "losses/epochs": epochs,
-    }
+    return {f"losses/{name}": value for name, value in means.items()} | {"losses/explained_variance": float(explained), "losses/epochs": epochs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +261,7 @@ def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
         "ppo", config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"agent": agent, "optimizer": optimizer, "envs": envs},
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
-        export=lambda directory: save_policy(agent, directory), **options,
+        export=lambda directory: checkpoint.save_network(agent, directory), **options,
     ) as loop:
         state = loop.start(lambda: PPOState(EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), config.kl_coef))
         while loop.running():
@@ -292,16 +281,9 @@ def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
         return loop.finish()
 
 
-def save_policy(agent: ActorCritic, directory: Path) -> None:
-    torch.save({"state_dict": agent.state_dict(), "observation_space": agent.observation_space, "action_space": agent.action_space}, directory / "policy.pt")
-
-
 def load(config: PPOConfig, directory: Path) -> ActorCritic:
     """The trained agent saved in directory (a run's model/); `.predict(obs)` acts."""
-    saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
-    agent = ActorCritic(saved["observation_space"], saved["action_space"], config)
-    agent.load_state_dict(saved["state_dict"])
-    return agent.eval()
+    return checkpoint.load_network(ActorCritic, config, directory)
 
 
 SPEC = AlgorithmSpec(

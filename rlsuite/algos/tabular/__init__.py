@@ -4,7 +4,8 @@ Dynamic programming (ch. 4): policy_evaluation, policy_iteration, value_iteratio
 env's model (`rlsuite.envs.tabular.FiniteMDP`) with `rlsuite.ops.dp`, one sweep (or one round of
 policy iteration) per Loop iteration; what they share is here, so each algorithm file reads like
 its box in the book: `DPConfig`, `DP_PRESETS` (the discount of each book example), `build_mdp`,
-`Solution` (the tables a run exports) and `dp_loop` / `finish_dp` (the run around the sweeps).
+`Solution` (the tables a run exports) and `dp_loop` / `sweep_until_converged` / `finish_dp`
+(the run around the sweeps).
 Model-free control (ch. 5-8): mc_control, sarsa, expected_sarsa, q_learning, double_q_learning,
 dyna_q, driven by rlsuite.rollout.tabular.
 """
@@ -12,6 +13,7 @@ dyna_q, driven by rlsuite.rollout.tabular.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,8 @@ class Solution:
         return self.policy if self.policy is not None else dp.greedy_policy(self.q())
 
     def export(self, directory: Path) -> None:
-        save_tables(directory, v=self.v, q=self.q(), policy=self.greedy())
+        q = self.q()
+        save_tables(directory, v=self.v, q=q, policy=self.policy if self.policy is not None else dp.greedy_policy(q))
 
 
 def dp_loop(algo: str, config: DPConfig, solution: Solution, budget: Budget, run_dir=None, **options: Any) -> Loop:
@@ -100,6 +103,20 @@ def dp_loop(algo: str, config: DPConfig, solution: Solution, budget: Budget, run
     curve = ("max_change", "error_bound") if budget.unit == "sweeps" and config.gamma < 1 else ("max_change",)
     return Loop(algo, config, run_dir, budget=budget, schedule=Schedule(log_every=1), export=solution.export,
                 resumable=False, figures={"curve.png": Figure(curve, logy=True)}, **options)
+
+
+def sweep_until_converged(algo: str, config: DPConfig, solution: Solution, sweep: Callable[[np.ndarray], np.ndarray], run_dir=None, **options: Any) -> Run:
+    """V <- sweep(V), one sweep per Loop iteration, until ||V_{k+1} - V_k|| < theta, the
+    threshold that guarantees the error bound of rlsuite.ops.dp (or max_iterations); then finish."""
+    theta = dp.stopping_threshold(config.gamma, config.tol)
+    converged = False
+    with dp_loop(algo, config, solution, Budget(config.max_iterations, "sweeps"), run_dir, **options) as loop:
+        while not converged and loop.running():
+            v = sweep(solution.v)
+            delta = float(np.max(np.abs(v - solution.v)))
+            solution.v, converged = v, delta < theta
+            loop.record(1, dp.sweep_metrics(config.gamma, delta))
+        return finish_dp(loop, solution, converged)
 
 
 def finish_dp(loop: Loop, solution: Solution, converged: bool) -> Run:

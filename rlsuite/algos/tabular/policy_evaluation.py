@@ -19,10 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
-from rlsuite.algos.tabular import DP_ACTS_ON, NOT_RESUMABLE, DPConfig, Solution, build_mdp, dp_loop, finish_dp
-from rlsuite.core.config import Budget
+from rlsuite.algos.tabular import DP_ACTS_ON, NOT_RESUMABLE, DPConfig, Solution, build_mdp, sweep_until_converged
 from rlsuite.core.run import Run
 from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import dp
@@ -45,16 +42,9 @@ def train(config: PolicyEvaluationConfig, run_dir=None, **options: Any) -> Run:
     pi = dp.uniform_policy(mdp)
     dp.require_terminating(mdp, pi, config.gamma)  # gamma = 1 needs pi to end episodes; before the run dir exists
     P_pi, r_pi = dp.policy_model(mdp, pi)
-    theta = dp.stopping_threshold(config.gamma, config.tol)
     solution = Solution(mdp, config.gamma)
-    converged = False
-    with dp_loop("policy_evaluation", config, solution, Budget(config.max_iterations, "sweeps"), run_dir, **options) as loop:
-        while not converged and loop.running():
-            v = dp.expectation_sweep(P_pi, r_pi, solution.v, config.gamma)
-            delta = float(np.max(np.abs(v - solution.v)))
-            solution.v, converged = v, delta < theta
-            loop.record(1, dp.sweep_metrics(config.gamma, delta))
-        return finish_dp(loop, solution, converged)
+    expectation_sweep = lambda v: dp.expectation_sweep(P_pi, r_pi, v, config.gamma)  # noqa: E731  (eq. 4.5)
+    return sweep_until_converged("policy_evaluation", config, solution, expectation_sweep, run_dir, **options)
 
 
 SPEC = AlgorithmSpec(

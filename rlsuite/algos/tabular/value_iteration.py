@@ -18,10 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
-from rlsuite.algos.tabular import DP_ACTS_ON, DP_PRESETS, NOT_RESUMABLE, DPConfig, Solution, build_mdp, dp_loop, finish_dp
-from rlsuite.core.config import Budget
+from rlsuite.algos.tabular import DP_ACTS_ON, DP_PRESETS, NOT_RESUMABLE, DPConfig, Solution, build_mdp, sweep_until_converged
 from rlsuite.core.run import Run
 from rlsuite.core.spec import AlgorithmSpec
 from rlsuite.ops import dp
@@ -37,16 +34,9 @@ def train(config: ValueIterationConfig, run_dir=None, **options: Any) -> Run:
     """Solve config.env's model for v_* and its greedy policy; write the run directory."""
     mdp = build_mdp("value_iteration", config)
     dp.check_solvable(mdp, config.gamma)  # before the run dir exists
-    theta = dp.stopping_threshold(config.gamma, config.tol)
     solution = Solution(mdp, config.gamma)
-    converged = False
-    with dp_loop("value_iteration", config, solution, Budget(config.max_iterations, "sweeps"), run_dir, **options) as loop:
-        while not converged and loop.running():
-            v = dp.optimality_sweep(mdp, solution.v, config.gamma)
-            delta = float(np.max(np.abs(v - solution.v)))
-            solution.v, converged = v, delta < theta
-            loop.record(1, dp.sweep_metrics(config.gamma, delta))
-        return finish_dp(loop, solution, converged)
+    optimality_sweep = lambda v: dp.optimality_sweep(mdp, v, config.gamma)  # noqa: E731  (eq. 4.10)
+    return sweep_until_converged("value_iteration", config, solution, optimality_sweep, run_dir, **options)
 
 
 SPEC = AlgorithmSpec(

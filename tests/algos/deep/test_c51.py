@@ -3,9 +3,10 @@ support, termination against truncation end to end, the Box-action error, a smok
 policy API, bit-exact resume, and (slow) learning on CartPole."""
 
 import math
+import sys
 import time
+from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -15,14 +16,11 @@ from rlsuite.algos.deep import c51
 from rlsuite.cli import main
 from rlsuite.core import checkpoint
 from rlsuite.core.run import RunDir
-from rlsuite.envs.vector import make_vector_env
-from rlsuite.rollout import offpolicy
-from rlsuite.rollout.collect import collect_transitions
-from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
-from rlsuite.rollout.step import EnvCursor
+from rlsuite.rollout.replay import ReplayBatch
 
-OBS = gym.spaces.Box(-10, 10, (2,), np.float32)
-ACTIONS = gym.spaces.Discrete(2)
+sys.path.insert(0, str(Path(__file__).parent))
+from clock_replay import ACTIONS, OBS, clock_phase  # noqa: E402
+
 SMALL = dict(num_envs=1, buffer_size=4_096, learning_starts=256, batch_size=32, train_freq=64, gradient_steps=16,
              target_update_every=128, hidden_sizes=(32, 32), eval_every=512, eval_episodes=2, checkpoint_every=0)
 LN2 = math.log(2.0)
@@ -75,42 +73,16 @@ def test_greedy_is_argmax_of_the_mean():
     assert net.greedy(np.zeros((3, 2), np.float32)).tolist() == [1, 1, 1]
 
 
-class Clock(gym.Env):
-    """obs = [t, 0]; reward 1; ends at t == 2, terminated or (with a 2-step limit) truncated."""
-
-    observation_space = OBS
-    action_space = ACTIONS
-
-    def __init__(self, terminate: bool = True):
-        self.terminate = terminate
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.array([0.0, 0.0], np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.array([self.t, 0.0], np.float32), 1.0, self.terminate and self.t == 2, False, {}
 
 
 @pytest.mark.parametrize("terminate", [True, False])
 def test_termination_stops_bootstrapping_and_truncation_does_not(terminate):
-    env_id = f"C51TestClock{'Terminates' if terminate else 'Truncates'}-v0"
-    gym.register(env_id, entry_point=Clock, kwargs={"terminate": terminate}, max_episode_steps=None if terminate else 2)
-    try:
-        envs = make_vector_env(env_id, 1, mode="sync")
-        config = by_hand_config(batch_size=32)
-        buffer = ReplayBuffer(16, 1, OBS.shape, ())
-        _, cursor = collect_transitions(envs, EnvCursor.reset(envs, seed=0), lambda obs: np.zeros(1, np.int64), buffer, 4)
-        envs.close()
-        batch = offpolicy.sample_phase(buffer, np.random.default_rng(0), 1, config, torch.device("cpu"))
-        from_start = float((batch.obs[:, 0] == 0).float().mean())
-        assert 0 < from_start < 1
-        q_net, target_net = constant_logits(config, [0.0] * 6), constant_logits(config, TARGET_LOGITS)
-        c51.update(q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=1.0), batch, config)
-    finally:
-        gym.registry.pop(env_id)
+    config = by_hand_config(batch_size=32)
+    batch = clock_phase(terminate, config)
+    from_start = float((batch.obs[:, 0] == 0).float().mean())
+    assert 0 < from_start < 1
+    q_net, target_net = constant_logits(config, [0.0] * 6), constant_logits(config, TARGET_LOGITS)
+    c51.update(q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=1.0), batch, config)
     # r = 1, gamma = 0.5, p* = (1/4, 1/4, 1/2) on z = (0, 1, 2).
     #   bootstrapped (from t = 0, or truncated from t = 1): Tz = 1 + 0.5 z = (1, 1.5, 2)
     #       -> m = (0, 1/4 + 1/8, 1/8 + 1/2) = (0, 3/8, 5/8)

@@ -2,9 +2,10 @@
 truncation end to end through the replay buffer, the Box-action error, a smoke run with the
 policy API, bit-exact resume, and (slow) learning on CartPole and Acrobot."""
 
+import sys
 import time
+from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -14,14 +15,12 @@ from rlsuite.algos.deep import dqn
 from rlsuite.cli import main
 from rlsuite.core import checkpoint
 from rlsuite.core.run import RunDir
-from rlsuite.envs.vector import make_vector_env
 from rlsuite.rollout import offpolicy
-from rlsuite.rollout.collect import collect_transitions
-from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
-from rlsuite.rollout.step import EnvCursor
+from rlsuite.rollout.replay import ReplayBatch
 
-OBS = gym.spaces.Box(-10, 10, (2,), np.float32)
-ACTIONS = gym.spaces.Discrete(2)
+sys.path.insert(0, str(Path(__file__).parent))
+from clock_replay import ACTIONS, OBS, clock_phase  # noqa: E402
+
 SMALL = dict(num_envs=1, buffer_size=4_096, learning_starts=256, batch_size=32, train_freq=64, gradient_steps=16,
              target_update_every=128, hidden_sizes=(32, 32), eval_every=512, eval_episodes=2, checkpoint_every=0)
 
@@ -121,43 +120,16 @@ def test_phase_steps_use_consecutive_minibatches():
 
 # --- termination and truncation, end to end -----------------------------------------------------
 
-class Clock(gym.Env):
-    """obs = [t, 0]; reward 1; ends at t == 2, terminated or (with a 2-step limit) truncated."""
-
-    observation_space = OBS
-    action_space = ACTIONS
-
-    def __init__(self, terminate: bool = True):
-        self.terminate = terminate
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.array([0.0, 0.0], np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.array([self.t, 0.0], np.float32), 1.0, self.terminate and self.t == 2, False, {}
 
 
 @pytest.mark.parametrize("terminate", [True, False])
 def test_termination_stops_bootstrapping_and_truncation_does_not(terminate):
-    env_id = f"DQNTestClock{'Terminates' if terminate else 'Truncates'}-v0"
-    gym.register(env_id, entry_point=Clock, kwargs={"terminate": terminate}, max_episode_steps=None if terminate else 2)
-    try:
-        envs = make_vector_env(env_id, 1, mode="sync")
-        config = by_hand_config(batch_size=32)
-        buffer = ReplayBuffer(16, 1, OBS.shape, ())
-        # Steps 0 -> 1 and 1 -> 2 (the episode's end), the reset transition, then 0 -> 1 again.
-        _, cursor = collect_transitions(envs, EnvCursor.reset(envs, seed=0), lambda obs: np.zeros(1, np.int64), buffer, 4)
-        envs.close()
-        batch = offpolicy.sample_phase(buffer, np.random.default_rng(0), 1, config, torch.device("cpu"))
-        from_start = float((batch.obs[:, 0] == 0).float().mean())
-        assert 0 < from_start < 1  # both kinds of transition were drawn
-        q_net, target_net = constant_q(config, [1.0, 0.5]), constant_q(config, [0.2, 0.8])
-        dqn.update(q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=1.0), batch, config)
-    finally:
-        gym.registry.pop(env_id)
+    config = by_hand_config(batch_size=32)
+    batch = clock_phase(terminate, config)
+    from_start = float((batch.obs[:, 0] == 0).float().mean())
+    assert 0 < from_start < 1  # both kinds of transition were drawn
+    q_net, target_net = constant_q(config, [1.0, 0.5]), constant_q(config, [0.2, 0.8])
+    dqn.update(q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=1.0), batch, config)
     # Action 0 everywhere, Q(s, 0) = 1.0; r = 1; gamma = 0.5; max_a' Q_target = 0.8.
     #   from t = 0:                       y = 1 + 0.5 * 0.8 = 1.4   delta = -0.4
     #   from t = 1, episode terminated:   y = 1                     delta =  0.0

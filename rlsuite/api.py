@@ -17,9 +17,11 @@ def make_config(algo: str, env: str | None = None, config_file: str | Path | Non
     """algo's config: defaults < preset for env < YAML file < overrides."""
     spec = registry.spec(algo)
     from_file = configs.load_yaml(config_file) if config_file else {}
-    env = overrides.get("env") or env or from_file.get("env")
+    key = "task" if "task" in configs.field_names(spec.config) else "env"
+    env = overrides.get(key) or overrides.get("env") or env or from_file.get(key)
+    overrides = {k: v for k, v in overrides.items() if k != "env"} if key == "task" else overrides
     base = spec.preset(env) if env else spec.preset()
-    return configs.from_dict(spec.config, {**from_file, **({"env": env} if env else {}), **overrides}, base=base)
+    return configs.from_dict(spec.config, {**from_file, **({key: env} if env else {}), **overrides}, base=base)
 
 
 def train(algo: str, env: str | None = None, *, run_dir=None, overwrite: bool = False, quiet: bool = False, callbacks=(), **overrides: Any) -> Run:
@@ -114,9 +116,10 @@ class Policy:
         return f"Policy({self.algo} on {getattr(self.config, 'env', '?')})"
 
 
-def load(path: str | Path) -> Policy:
+def load(path: str | Path) -> Any:
     """The policy of a run directory (its model/, or its newest checkpoint's when the run was cut
-    short), or of an exported model folder copied elsewhere."""
+    short), or of an exported model folder copied elsewhere: a Policy, or for language-model runs
+    a TextPolicy (`answer("What is 7 * 8 - 5?")`, `.model`, `.tokenizer`)."""
     path = Path(path)
     describe = path / "rlsuite.yaml"
     if describe.is_file():
@@ -139,4 +142,6 @@ def load(path: str | Path) -> Policy:
         raise
     except Exception as exc:  # a truncated or foreign file in model/
         raise RunDirError(f"the policy in {model_dir} is corrupt or unreadable ({type(exc).__name__}: {exc}); retrain, or restore it from a copy.") from None
+    if spec.family == "llm":
+        return agent  # a TextPolicy: answer(question), with .model and .tokenizer
     return Policy(spec.name, agent, config)

@@ -47,14 +47,15 @@ def _config_from_args(algo: str, config_file: str | None, args: list[str]):
     spec = registry.spec(algo)
     env_parser = argparse.ArgumentParser(add_help=False)
     env_parser.add_argument("--env")
+    env_parser.add_argument("--task")  # language-model algorithms key their presets by task
     known, _ = env_parser.parse_known_args(args)
-    base = api.make_config(algo, env=known.env, config_file=config_file)
+    base = api.make_config(algo, env=known.task or known.env, config_file=config_file)
     return tyro.cli(
         spec.config,
         args=_normalize_bools(spec.config, args),
         default=base,
         prog=f"rlsuite train {algo}",
-        description=f"{spec.summary}. Defaults shown include the preset for --env.",
+        description=f"{spec.summary}. Defaults shown include the preset for --env (--task for language models).",
         config=(tyro.conf.FlagConversionOff,),
     )
 
@@ -91,6 +92,8 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
 
     console, _ = _consoles()
     policy = api.load(ns.run_dir)
+    if hasattr(policy, "answer"):
+        return _eval_text(ns, policy, console)
     env_id = policy.config.env
     max_steps = getattr(policy.config, "eval_max_steps", 1_000)
     act = lambda obs: policy.act(obs, deterministic=not ns.stochastic)  # noqa: E731
@@ -112,6 +115,32 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
         quiet_rendering()
         total, steps = record_video(act, env_id, ns.video, seed=ns.seed)
         console.print(f"Wrote {ns.video} (return {total:.1f}, {steps} steps)")
+    return 0
+
+
+def _eval_text(ns: argparse.Namespace, policy, console) -> int:
+    """A language-model run: answer --prompt, or accuracy@1 (greedy) and pass@k on the test split."""
+    from rlsuite.lm import runtime
+
+    if ns.prompt is not None:
+        console.print(ns.prompt, markup=False, style="bold")
+        for i in range(ns.k if ns.stochastic else 1):  # --stochastic: k samples; else the greedy answer
+            console.print(policy.answer(ns.prompt, temperature=ns.temperature if ns.stochastic else 0.0, seed=ns.seed + i), markup=False)
+        return 0
+    samples = ns.samples or policy.config.eval_size
+    config = dataclasses.replace(policy.config, test_size=max(samples, policy.config.test_size), eval_size=samples)
+    run = runtime.prepare(config, policy.model, policy.tokenizer, next(policy.model.parameters()).device)
+    rows, prompts = run.task.test[:config.eval_size], run.test_prompts[:config.eval_size]
+    greedy, shown = runtime.evaluate(run, policy.model, rows, prompts, samples=3)
+    sampled, _ = runtime.evaluate(run, policy.model, rows, prompts, k=ns.k, temperature=ns.temperature)
+    n = len(rows)
+    half = lambda p: 1.96 * (p * (1 - p) / n) ** 0.5  # noqa: E731  (normal-approximation 95% interval)
+    console.print(f"{policy.config.task} test split, {n} prompts: accuracy@1 (greedy) {greedy['accuracy']:.3f} ± {half(greedy['accuracy']):.3f}, "
+                  f"pass@{ns.k} {sampled[f'pass@{ns.k}']:.3f} (temperature {ns.temperature}), format {greedy['format']:.3f}, "
+                  f"mean completion length {greedy['completion_length']:.1f} tokens")
+    for record in shown:
+        console.print(f"  {record['problem']} -> {record['completion']}  ({'correct' if record['correct'] else 'wrong'}; answer {record['solution']})",
+                      markup=False)
     return 0
 
 
@@ -173,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     p.add_argument("--video", help="write one episode to this GIF")
+    p.add_argument("--prompt", help="language-model runs: answer this question and show the text")
+    p.add_argument("--k", type=int, default=8, help="language-model runs: samples per prompt for pass@k")
+    p.add_argument("--temperature", type=float, default=1.0, help="language-model runs: sampling temperature for pass@k and --stochastic")
+    p.add_argument("--samples", type=int, help="language-model runs: test prompts to score (default: the run's eval_size)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("resume", help="continue an interrupted or finished run")
@@ -202,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     ns, rest = parser.parse_known_args(argv)
     if ns.command != "train" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if ns.command == "eval" and ns.episodes < 1:
-        parser.error("--episodes must be >= 1")
+    if ns.command == "eval" and (ns.episodes < 1 or ns.k < 1 or (ns.samples is not None and ns.samples < 1)):
+        parser.error("--episodes, --k and --samples must be >= 1")
+    if ns.command == "eval" and ns.temperature <= 0:
+        parser.error("--temperature must be > 0 (greedy decoding is what accuracy@1 uses)")
     if ns.command == "resume" and ns.budget is not None and ns.budget < 1:
         parser.error("--budget must be >= 1")
     try:

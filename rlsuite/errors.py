@@ -48,6 +48,26 @@ class InputError(RLSuiteError, ValueError):
     """A value passed to the Python API (e.g. an observation given to Policy.act) is malformed."""
 
 
+class DataError(RLSuiteError):
+    """A dataset file, column or row is missing or malformed (reported by row)."""
+
+
+class MissingExtraError(RLSuiteError):
+    """An optional dependency group (an extra such as rlsuite[llm]) is not installed."""
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Import `module` or say which extra to install; nothing is installed or downloaded for you."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{module} is not installed ({exc}); it comes with the {extra} extra: pip install 'rlsuite[{extra}]'."
+        ) from None
+
+
 class NonFiniteError(RLSuiteError):
     """Training produced NaN or infinity; the last good checkpoint is kept."""
 

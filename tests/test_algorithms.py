@@ -26,6 +26,10 @@ SMOKE = {
     "ppo": dict(env="CartPole-v1", total_steps=1024, num_envs=2, num_steps=64, minibatch_size=64, update_epochs=1, eval_every=512, eval_episodes=2),
     "dqn": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
     "c51": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
+    "sft": dict(task="arithmetic", model="builtin", level="easy", total_steps=4, batch_size=8, train_size=32, test_size=8, eval_size=8, eval_every=2,
+                max_completion_length=12),
+    "grpo": dict(task="arithmetic", model="builtin-sft", level="easy", total_steps=4, batch_size=8, num_generations=4, train_size=32,
+                 test_size=8, eval_size=8, eval_every=2, max_completion_length=12),
 }
 
 
@@ -47,6 +51,9 @@ def test_train_load_act_and_resume(name, tmp_path):
     if spec.load is None:
         with pytest.raises(RLSuiteError, match="no policy"):
             rlsuite.load(run.dir)
+    elif spec.family == "llm":
+        policy = rlsuite.load(run.dir)
+        assert isinstance(policy.answer("What is 2 + 3?", max_new_tokens=4), str)
     else:
         policy = rlsuite.load(run.dir)
         space = resolve(config.env).observation_space

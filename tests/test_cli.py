@@ -74,6 +74,11 @@ def test_config_file_and_flags(tmp_path):
         (["eval", "nowhere"], "nowhere is not an rlsuite run directory"),
         (["resume", "nowhere"], "nowhere is not an rlsuite run directory"),
         (["plot", "nowhere"], "no such run directory: nowhere"),
+        (["train", "grpo", "--num-generations", "1"], "num_generations must be >= 2"),
+        (["train", "grpo", "--batch-size", "20", "--num-generations", "8"], "must be a multiple of num_generations (8)"),
+        (["train", "grpo", "--model", "nowhere/Qwen2-0.5B"], "rlsuite never downloads models"),
+        (["train", "sft", "--task", "nowhere.jsonl"], "unknown task 'nowhere.jsonl'"),
+        (["train", "grpo", "--max-prompt-length", "480", "--max-completion-length", "64"], "exceeds the model's context of 512 tokens"),
     ],
 )
 def test_bad_input_gives_one_clear_message(args, message, capsys):
@@ -206,3 +211,17 @@ def test_progress_on_a_narrow_terminal_cuts_decorations_not_numbers():
     progress.update(loop)
     progress.close()
     assert "100,000/100,000 env steps" in out.getvalue()
+
+
+LM_TINY = ["--model", "builtin", "--level", "easy", "--batch-size", "8", "--num-generations", "4", "--max-completion-length", "8",
+           "--eval-size", "8", "--test-size", "8", "--train-size", "32", "--total-steps", "1", "--quiet"]
+
+
+def test_language_model_train_eval_and_prompt(tmp_path, capsys):
+    assert main(["train", "grpo", "--task", "arithmetic", "--run-dir", "lm", *LM_TINY]) == 0
+    capsys.readouterr()
+    assert main(["eval", "lm", "--samples", "8", "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy@1 (greedy)" in out and "pass@2" in out and "8 prompts" in out
+    assert main(["eval", "lm", "--prompt", "What is 7 * 8 - 5?"]) == 0
+    assert "What is 7 * 8 - 5?" in capsys.readouterr().out

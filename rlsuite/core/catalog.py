@@ -27,4 +27,6 @@ CATALOG: dict[str, CatalogEntry] = {
     'c51': CatalogEntry('rlsuite.algos.deep.c51', 'deep', 'C51 categorical distributional DQN: a return distribution on fixed atoms, cross-entropy to the projected target; discrete actions', ('CartPole-v1',)),
     'dqn': CatalogEntry('rlsuite.algos.deep.dqn', 'deep', 'Deep Q-Networks with Double DQN targets, dueling heads and n-step returns; discrete actions', ('CartPole-v1', 'Acrobot-v1', 'MountainCar-v0')),
     'ppo': CatalogEntry('rlsuite.algos.deep.ppo', 'deep', 'Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions', ('CartPole-v1', 'Acrobot-v1', 'Pendulum-v1', 'MountainCarContinuous-v0')),
+    'grpo': CatalogEntry('rlsuite.algos.llm.grpo', 'llm', 'GRPO with verifiable rewards (DeepSeek-R1-Zero): group-relative advantages, clipped ratio, k3 KL; DAPO and Dr. GRPO variants', ()),
+    'sft': CatalogEntry('rlsuite.algos.llm.sft', 'llm', 'supervised fine-tuning on demonstrations, loss on completion tokens only; optional packing', ()),
 }

@@ -49,6 +49,8 @@ class Schedule:
     checkpoint_every: int = 0
     checkpoint_seconds: float = 60.0
     log_every: int = 1
+    eval_at_start: bool = False
+    """Also evaluate before the first update (the starting point of a fine-tuning curve)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +209,8 @@ def dump_yaml(config: BaseConfig) -> bytes:
     return yaml.safe_dump(to_dict(config), sort_keys=False).encode()
 
 
-def with_preset(cls: type[C], presets: dict[str, dict[str, Any]], env: str | None = None, **overrides: Any) -> C:
-    """cls's defaults, then the preset tuned for env (if any), then overrides."""
-    env = env or cls().env  # type: ignore[attr-defined]
-    values = {**presets.get(env, {}), "env": env, **overrides}
+def with_preset(cls: type[C], presets: dict[str, dict[str, Any]], env: str | None = None, *, key: str = "env", **overrides: Any) -> C:
+    """cls's defaults, then the preset tuned for env (the value of field `key`), then overrides."""
+    env = env or getattr(cls(), key)
+    values = {**presets.get(env, {}), key: env, **overrides}
     return from_dict(cls, values)

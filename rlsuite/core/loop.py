@@ -159,6 +159,8 @@ class Loop(Generic[S]):
         """The algorithm's explicit state: the checkpoint's on resume, otherwise initial()."""
         state = initial() if self._restored_state is None else self._restored_state
         self._state = state
+        if self._restored_state is None and self.schedule.eval_at_start:
+            self.evaluate()
         return state
 
     def running(self) -> bool:

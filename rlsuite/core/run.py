@@ -37,7 +37,7 @@ LEGACY_FILES = ("checkpoint.pt", "model.pt")
 
 
 def default_run_dir(algo: str, config: Any) -> Path:
-    env = getattr(config, "env", None)
+    env = getattr(config, "env", None) or (Path(config.task).stem if getattr(config, "task", None) else None)
     name = f"{algo}-{env}-seed{config.seed}" if env else f"{algo}-seed{config.seed}"
     return RUNS_ROOT / name.replace("/", "_")
 
@@ -156,7 +156,7 @@ class Run:
 
     def summary(self) -> str:
         config = dataclasses.asdict(self.config)
-        env = config.get("env", "")
+        env = config.get("env") or config.get("task", "")
         score = ""
         headline = self._headline()
         if headline is not None:

@@ -66,7 +66,9 @@ class AlgorithmSpec:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
 
     def preset(self, env: str | None = None, **overrides: Any) -> Any:
-        """The config: defaults, then the preset tuned for env (if any), then overrides."""
-        if "env" not in configs.field_names(self.config):
+        """The config: defaults, then the preset tuned for env (if any), then overrides. Presets
+        are keyed by the config's `env` field, or by `task` for language-model algorithms."""
+        key = next((k for k in ("env", "task") if k in configs.field_names(self.config)), None)
+        if key is None:
             return configs.from_dict(self.config, overrides)
-        return configs.with_preset(self.config, dict(self.presets), env, **overrides)
+        return configs.with_preset(self.config, dict(self.presets), env, key=key, **overrides)

@@ -78,3 +78,27 @@ def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
     if x.numel() < 2:
         return x - x.mean()
     return (x - x.mean()) / (x.std() + eps)
+
+
+def group_advantages(rewards: Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> tuple[Tensor, Tensor]:
+    """GRPO's advantages (Shao et al. 2024, eq. 3 with outcome rewards): each completion's reward
+    minus the mean of its group (the G completions of one prompt, consecutive in `rewards`),
+    divided by a standard deviation chosen by `scale`:
+      "group": the group's std (the GRPO paper; TRL's default),
+      "batch": the std over the whole batch (more robust when group stds are tiny),
+      "none":  no division (Dr. GRPO, Liu et al. 2025: the division biases toward easy/hard prompts).
+    The std is the sample (n - 1) std, as TRL computes it; `eps` keeps a tied group's advantages at 0.
+    Returns (advantages [N*G], the std of each group [N]).
+    """
+    if rewards.ndim != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be 1-D with a multiple of group_size={group_size} entries, got shape {tuple(rewards.shape)}")
+    grouped = rewards.view(-1, group_size)
+    group_std = grouped.std(dim=1)
+    advantages = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)
+    if scale == "group":
+        advantages = advantages / (group_std.repeat_interleave(group_size) + eps)
+    elif scale == "batch":
+        advantages = advantages / (rewards.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"scale must be 'group', 'batch' or 'none', got {scale!r}")
+    return advantages, group_std

@@ -34,6 +34,7 @@ class RegressionConfig(BaseConfig):
     checkpoint_every: int = 0
     checkpoint_seconds: float = 60.0
     log_every: int = 10
+    eval_at_start: bool = False
 
 
 class SeenExamples:
@@ -82,7 +83,7 @@ def train(config: RegressionConfig, run_dir=None, **options) -> Run:
         torch.save(model.state_dict(), directory / "weights.pt")
         (directory / "README.txt").write_text("a linear model\n")
 
-    schedule = Schedule(config.eval_every, config.checkpoint_every, config.checkpoint_seconds, config.log_every)
+    schedule = Schedule(config.eval_every, config.checkpoint_every, config.checkpoint_seconds, config.log_every, config.eval_at_start)
     with Loop("regression", config, run_dir, budget=Budget(config.total_steps, "optimizer steps"), schedule=schedule,
               parts={"model": model, "optimizer": optimizer, "seen": seen}, evaluate=evaluate, export=export, **options) as loop:
         stream = loop.start(lambda: DataStream(np.random.default_rng(config.seed), 0))

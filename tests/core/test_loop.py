@@ -60,6 +60,15 @@ def test_interrupted_then_resumed_equals_uninterrupted():
     np.testing.assert_array_equal(whole.metrics["losses/mse"], resumed.metrics["losses/mse"])
 
 
+def test_eval_at_start_evaluates_the_starting_point_once():
+    config = reg.RegressionConfig(eval_at_start=True)
+    whole = reg.train(config, "whole", quiet=True)
+    assert whole.evaluations["step"].tolist() == [0, 50, 100, 150, 200]
+    reg.train(config, "cut", quiet=True, callbacks=[lambda loop: loop.step == 77 and loop.request_stop()])
+    resumed = reg.train(config, "cut", resume=True, quiet=True)  # a resumed run does not start over
+    assert resumed.evaluations["step"].tolist() == [0, 50, 100, 150, 200]
+
+
 def test_resume_budget_checks_change_nothing():
     reg.train(reg.RegressionConfig(total_steps=100), "run", quiet=True)
     before = {name: (Path("run") / name).read_bytes() for name in ("run.yaml", "config.yaml", "metrics.csv", "eval.csv")}

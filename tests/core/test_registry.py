@@ -71,7 +71,13 @@ def test_ops_import_nothing_from_the_rest_of_rlsuite():
 def test_core_imports_no_envs_rollout_algos_or_api():
     for module, imports in module_graph().items():
         if module.startswith("rlsuite.core") and module != "rlsuite.core.registry":  # it discovers rlsuite.algos
-            assert not any(m.startswith(("rlsuite.envs", "rlsuite.rollout", "rlsuite.algos", "rlsuite.api", "rlsuite.cli")) for m in imports), (module, imports)
+            assert not any(m.startswith(("rlsuite.envs", "rlsuite.rollout", "rlsuite.lm", "rlsuite.algos", "rlsuite.api", "rlsuite.cli")) for m in imports), (module, imports)
+
+
+def test_lm_plumbing_imports_no_algorithm_api_or_cli():
+    for module, imports in module_graph().items():
+        if module.startswith(("rlsuite.lm", "rlsuite.envs", "rlsuite.rollout")):
+            assert not any(m.startswith(("rlsuite.algos", "rlsuite.api", "rlsuite.cli")) for m in imports), (module, imports)
 
 
 def test_no_import_cycles():

@@ -184,3 +184,82 @@ def test_value_loss_clip_no_effect_inside_range():
     # |V - old| <= clip: clipped == unclipped -> 0.5 * (1 + 4) / 2 = 1.25
     assert value_loss(values, returns, values - 0.05, clip=0.1).item() == pytest.approx(1.25, abs=1e-12)
     assert value_loss(values, returns).item() == pytest.approx(1.25, abs=1e-12)
+
+
+# --- GRPO --------------------------------------------------------------------------------------
+# Two completions, advantages (2, -1); ratios 1.5 and 0.9 on the first (2 tokens), 0.5 on the
+# second (1 token); a masked third column whose ratio 7 must not count. epsilon 0.2:
+#   row 0, t0: min(1.5*2, 1.2*2) = 2.4 -> -2.4 (clipped: no gradient)
+#   row 0, t1: min(0.9*2, 0.9*2) = 1.8 -> -1.8 (gradient -r A = -1.8)
+#   row 1, t0: min(0.5*-1, 0.8*-1) = -0.8 -> 0.8 (clipped: no gradient)
+
+def _grpo_batch():
+    import math
+
+    old = torch.zeros(2, 3)
+    logp = torch.tensor([[math.log(1.5), math.log(0.9), math.log(7.0)], [math.log(0.5), 0.0, 0.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    return logp, old, torch.tensor([2.0, -1.0]), mask
+
+
+@pytest.mark.parametrize("aggregate, expected, gradient", [
+    ("sequence_mean", (-2.1 + 0.8) / 2, -1.8 / 2 / 2),    # each row's token mean, then the mean of rows
+    ("token_mean", (-2.4 - 1.8 + 0.8) / 3, -1.8 / 3),      # one mean over the 3 tokens
+    ("constant_length", (-2.4 - 1.8 + 0.8) / (2 * 4), -1.8 / 8),  # sum / (G * max_length=4)
+])
+def test_grpo_loss_and_gradient_by_hand(aggregate, expected, gradient):
+    from rlsuite.ops import losses
+
+    logp, old, advantages, mask = _grpo_batch()
+    loss, info = losses.grpo(logp, old, advantages, mask, epsilon=0.2, epsilon_high=0.2,
+                             aggregate=getattr(losses, aggregate), max_length=4)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    loss.backward()
+    assert logp.grad.flatten().tolist() == pytest.approx([0.0, gradient, 0.0, 0.0, 0.0, 0.0], abs=1e-6)
+    assert info["clip_ratio/high"].item() == pytest.approx(1 / 3)  # row 0, t0
+    assert info["clip_ratio/low"].item() == pytest.approx(1 / 3)   # row 1, t0
+    assert info["clip_ratio/region"].item() == pytest.approx(2 / 3)
+
+
+def test_grpo_clip_higher_moves_only_the_upper_bound():
+    from rlsuite.ops import losses
+
+    logp, old, advantages, mask = _grpo_batch()
+    loss, _ = losses.grpo(logp, old, advantages, mask, epsilon=0.2, epsilon_high=0.28, aggregate=losses.sequence_mean, max_length=4)
+    assert loss.item() == pytest.approx(((-2.56 - 1.8) / 2 + 0.8) / 2, abs=1e-6)  # 1.28 * 2 = 2.56; the low clip stays 0.8
+
+
+def test_grpo_k3_kl_to_the_reference_by_hand():
+    import math
+
+    from rlsuite.ops import losses
+
+    logp = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    old = torch.zeros(1, 2)
+    ref = torch.tensor([[math.log(2.0), 0.0]])  # pi_ref / pi = 2 on the first token, 1 on the second
+    mask = torch.ones(1, 2)
+    loss, info = losses.grpo(logp, old, torch.tensor([0.0]), mask, epsilon=0.2, epsilon_high=0.2,
+                             aggregate=losses.token_mean, max_length=2, ref_logp=ref, beta=0.1)
+    k3 = 2 - math.log(2) - 1  # 0.30685
+    assert info["kl"].item() == pytest.approx(k3 / 2, abs=1e-6)
+    assert loss.item() == pytest.approx(0.1 * k3 / 2, abs=1e-6)
+    loss.backward()
+    # d/dlogp [exp(ref - logp) - (ref - logp) - 1] = 1 - exp(ref - logp): -1 on token 0, 0 on token 1.
+    assert logp.grad.flatten().tolist() == pytest.approx([0.1 * (1 - 2) / 2, 0.0], abs=1e-6)
+
+
+def test_grpo_worked_example_pushes_the_better_answers_up():
+    """The four answers to "2 + 3 * 4" (rewards 0.1, 1.1, 1.0, 0.1) at ratio 1: the gradient on each
+    answer's log-prob is -A_i / (G * |o_i|) under the per-sequence mean."""
+    from rlsuite.ops import losses
+    from rlsuite.ops.returns import group_advantages
+
+    advantages, _ = group_advantages(torch.tensor([0.1, 1.1, 1.0, 0.1]), 4, eps=0.0)
+    logp = torch.zeros(4, 2, requires_grad=True)
+    mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 1]])
+    loss, _ = losses.grpo(logp, logp.detach(), advantages, mask, epsilon=0.2, epsilon_high=0.2, aggregate=losses.sequence_mean, max_length=2)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)  # advantages sum to zero at ratio 1
+    loss.backward()
+    a = advantages.tolist()
+    assert logp.grad[:, 0].tolist() == pytest.approx([-a[0] / 8, -a[1] / 8, -a[2] / 4, -a[3] / 8], abs=1e-6)
+    assert logp.grad[1, 0] < 0 < logp.grad[0, 0]  # descent raises o2's probability and lowers o1's

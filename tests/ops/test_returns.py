@@ -329,3 +329,46 @@ def test_gae_never_reads_the_next_value_of_a_terminal_step_even_if_not_finite():
     for poison in (float("nan"), float("inf")):
         adv, _ = gae(rewards, values, torch.tensor([0.25, poison]), terminated, terminated, 0.9, 0.95)
         assert torch.equal(adv, finite)
+
+
+# --- GRPO group advantages ---------------------------------------------------------------------
+
+def test_group_advantages_of_the_worked_example():
+    """Four answers to "What is 2 + 3 * 4?" scored 0.1, 1.1, 1.0, 0.1: mean 0.575, sample std 0.55."""
+    from rlsuite.ops.returns import group_advantages
+
+    rewards = torch.tensor([0.1, 1.1, 1.0, 0.1])
+    advantages, std = group_advantages(rewards, 4, "group", eps=0.0)
+    assert std.tolist() == pytest.approx([0.55])
+    assert advantages.tolist() == pytest.approx([-0.475 / 0.55, 0.525 / 0.55, 0.425 / 0.55, -0.475 / 0.55], abs=1e-6)
+    unscaled, _ = group_advantages(rewards, 4, "none")
+    assert unscaled.tolist() == pytest.approx([-0.475, 0.525, 0.425, -0.475], abs=1e-6)
+    with_eps, _ = group_advantages(rewards, 4, "group")  # TRL's eps = 1e-4
+    assert with_eps[1].item() == pytest.approx(0.525 / 0.5501, abs=1e-6)
+
+
+def test_group_advantages_group_and_batch_scaling_differ_as_computed_by_hand():
+    from rlsuite.ops.returns import group_advantages
+
+    rewards = torch.tensor([0.0, 1.0, 0.0, 3.0])  # groups (0, 1) and (0, 3); G = 2
+    group, std = group_advantages(rewards, 2, "group", eps=0.0)
+    assert std.tolist() == pytest.approx([2 ** -0.5, 3 * 2 ** -0.5])
+    assert group.tolist() == pytest.approx([-(2 ** -0.5), 2 ** -0.5, -(2 ** -0.5), 2 ** -0.5])
+    batch, _ = group_advantages(rewards, 2, "batch", eps=0.0)
+    batch_std = float(torch.tensor([0.0, 1.0, 0.0, 3.0]).std())  # sample std of the whole batch: 1.4142
+    assert batch.tolist() == pytest.approx([-0.5 / batch_std, 0.5 / batch_std, -1.5 / batch_std, 1.5 / batch_std])
+
+
+def test_group_advantages_of_a_tied_group_are_zero():
+    from rlsuite.ops.returns import group_advantages
+
+    advantages, std = group_advantages(torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0, 0.0]), 3)
+    assert advantages[:3].tolist() == [0.0, 0.0, 0.0]
+    assert std[0].item() == 0.0 and std[1].item() > 0
+
+
+def test_group_advantages_reject_a_partial_group():
+    from rlsuite.ops.returns import group_advantages
+
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        group_advantages(torch.zeros(5), 2)

@@ -1,0 +1,121 @@
+"""Generation behind one small interface, so an algorithm never knows which engine samples:
+
+    generator.generate(prompts, num_generations, max_new_tokens, temperature, top_p) -> Completions
+    generator.sync(model)        # after an optimizer step: the engine samples from the new weights
+
+`TorchGenerator` runs the model being trained (rlsuite.ops.lm.sample: a KV cache, any device).
+`VLLMGenerator` hands sampling to vLLM when it is installed and a CUDA GPU is present (the
+`auto` choice); it keeps its own copy of the weights, refreshed by `sync`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from rlsuite.errors import ConfigError
+from rlsuite.ops import lm
+
+
+def pad_left(sequences: list[list[int]], pad_token_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token lists left-padded to the longest, as generation wants them."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, tokens in enumerate(sequences):
+        if tokens:
+            ids[row, width - len(tokens):] = torch.tensor(tokens)
+            mask[row, width - len(tokens):] = 1
+    return ids.to(device), mask.to(device)
+
+
+class Generator(Protocol):
+    def generate(self, prompts: list[list[int]], *, num_generations: int, max_new_tokens: int,
+                 temperature: float, top_p: float) -> lm.Completions: ...
+
+    def sync(self, model) -> None: ...
+
+
+class TorchGenerator:
+    """Samples from the training model itself; prompt i's G completions are rows i*G .. i*G+G-1."""
+
+    def __init__(self, model, tokenizer, device, generator: torch.Generator | None = None):
+        self.model, self.device, self.generator = model, device, generator
+        self.eos_token_ids = tuple(sorted({tokenizer.eos_token_id, *_generation_eos(model)}))
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
+        ids, mask = pad_left(prompts, self.pad_token_id, self.device)
+        was_training = self.model.training
+        self.model.eval()  # no dropout while sampling: the samples come from the policy itself
+        try:
+            return lm.sample(self.model, ids, mask, max_new_tokens=max_new_tokens, eos_token_ids=self.eos_token_ids,
+                             pad_token_id=self.pad_token_id, temperature=temperature, top_p=top_p, generator=self.generator,
+                             num_generations=num_generations)
+        finally:
+            self.model.train(was_training)
+
+    def sync(self, model) -> None:
+        pass  # it samples from the training model's own weights
+
+
+def _generation_eos(model) -> list[int]:
+    """Extra stop tokens from the model's generation_config (chat models often list several)."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+class VLLMGenerator:
+    """vLLM sampling from a copy of the weights (colocated on the training GPU)."""
+
+    def __init__(self, model_dir: str, tokenizer, seed: int, gpu_memory_utilization: float = 0.3):
+        from vllm import LLM
+
+        self.tokenizer = tokenizer
+        self.llm = LLM(model=model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True)
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=num_generations, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        rows = [list(choice.token_ids) for output in outputs for choice in output.outputs]
+        width = max(1, max(len(r) for r in rows))
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, :len(r)] = 1
+        return lm.Completions(ids, mask)
+
+    def sync(self, model) -> None:
+        from rlsuite.lm.models import merged_copy
+
+        weights = merged_copy(model).state_dict()
+        engine_model = self.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
+        engine_model.load_weights(weights.items())
+        self.llm.reset_prefix_cache()
+
+
+def vllm_usable() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_generator(choice: str, model, tokenizer, device, *, model_dir: str | None = None, seed: int = 0) -> Generator:
+    """'torch', 'vllm' or 'auto' (vLLM when it is installed and a CUDA GPU is present, else torch)."""
+    if choice == "vllm" and not vllm_usable():
+        raise ConfigError("generator 'vllm' needs vLLM installed (pip install vllm) and a CUDA GPU; use --generator torch or auto.")
+    if choice == "vllm" or (choice == "auto" and vllm_usable() and model_dir is not None):
+        return VLLMGenerator(model_dir, tokenizer, seed)
+    return TorchGenerator(model, tokenizer, device)

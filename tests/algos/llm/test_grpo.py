@@ -1,0 +1,211 @@
+"""GRPO: one update against a hand-derived gradient, the batch it builds, config checks, resume."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from rlsuite import api  # noqa: E402
+from rlsuite.algos.llm import grpo  # noqa: E402
+from rlsuite.errors import ConfigError  # noqa: E402
+from rlsuite.lm import models  # noqa: E402
+from rlsuite.lm.runtime import LMRun  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return models.build_tokenizer()
+
+
+def tiny_model(tokenizer):
+    config = transformers.Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return transformers.Qwen2ForCausalLM(config)
+
+
+def group(prompt, completions, totals, eos):
+    """One prompt's G completions as sample_groups returns them (ids right-padded, EOS-terminated)."""
+    width = max(len(c) for c in completions)
+    ids = torch.zeros(len(completions), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, c in enumerate(completions):
+        ids[i, :len(c)] = torch.tensor(c)
+        mask[i, :len(c)] = 1
+    totals = np.asarray(totals, dtype=np.float64)
+    return dict(prompt=prompt, ids=ids, mask=mask, totals=totals, tied=bool(totals.std() == 0),
+                per_function={"accuracy": list(totals)}, text=[""] * len(completions))
+
+
+ACCURACY_ONLY = dict(rewards=("accuracy",), reward_weights=(1.0,))
+
+
+def fake_run(config, tokenizer, model):
+    return LMRun(config, torch.device("cpu"), model, tokenizer, task=None, train_prompts=[], test_prompts=[], think_prefilled=False)
+
+
+def test_one_update_follows_the_hand_derived_gradient(tokenizer):
+    """At ratio 1 the GRPO gradient is -sum_i A_i / (N |o_i|) grad sum_t log pi(o_i,t): computed here
+    from unpadded forward passes, one completion at a time, and compared with one SGD step."""
+    eos = tokenizer.eos_token_id
+    prompts = [[40, 41, 42], [43, 44]]
+    completions = [[[50, 51, eos], [52, eos]], [[53, 54, 55, eos], [56, eos]]]
+    totals = [[1.1, 0.1], [0.0, 1.0]]
+    config = grpo.GRPOConfig(num_generations=2, batch_size=4, max_completion_length=4, max_grad_norm=0, scale_rewards="none", **ACCURACY_ONLY)
+    model = tiny_model(tokenizer)
+    reference = tiny_model(tokenizer)
+    reference.load_state_dict(model.state_dict())
+    run = fake_run(config, tokenizer, model)
+    groups = [group(p, c, t, eos) for p, c, t in zip(prompts, completions, totals)]
+    batch, metrics = grpo.build_batch(config, run, groups, model, None)
+    assert batch.advantages.tolist() == pytest.approx([0.5, -0.5, -0.5, 0.5])  # r - group mean, unscaled
+    assert metrics["reward"] == pytest.approx(0.55)
+    assert batch.completion_mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]]
+
+    advantages = [0.5, -0.5, -0.5, 0.5]
+    objective = 0.0
+    for i, (p, c) in enumerate((p, c) for p, cs in zip(prompts, completions) for c in cs):
+        ids = torch.tensor([p + c])
+        logp = reference(input_ids=ids).logits[0, len(p) - 1:-1].log_softmax(-1).gather(-1, torch.tensor(c)[:, None]).sum()
+        objective = objective - advantages[i] / (4 * len(c)) * logp
+    objective.backward()
+    expected = {name: param.detach() - param.grad for name, param in reference.named_parameters()}
+
+    grpo.grpo_step(config, model, torch.optim.SGD(model.parameters(), lr=1.0), batch, slice(0, 4))
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_tied_groups_are_dropped_or_kept(tokenizer):
+    eos = tokenizer.eos_token_id
+    groups = [group([40], [[50, eos], [51, eos]], [1.0, 1.0], eos), group([41], [[52, eos], [53, eos]], [0.0, 1.0], eos)]
+    model = tiny_model(tokenizer)
+    kept = grpo.GRPOConfig(num_generations=2, batch_size=4, max_completion_length=2, **ACCURACY_ONLY)
+    batch, _ = grpo.build_batch(kept, fake_run(kept, tokenizer, model), groups, model, None)
+    assert batch.completion_ids.shape[0] == 4 and batch.advantages[:2].abs().max() == 0
+    dropped = dataclasses.replace(kept, dynamic_sampling="drop")
+    batch, _ = grpo.build_batch(dropped, fake_run(dropped, tokenizer, model), groups, model, None)
+    assert batch.completion_ids.shape[0] == 2 and batch.prompt_ids.shape[0] == 1 and batch.advantages.tolist() == pytest.approx([-1 / (2 ** -0.5 + 1e-4) / 2, 1 / (2 ** -0.5 + 1e-4) / 2], rel=1e-4)
+
+
+def test_stored_old_logprobs_when_a_batch_is_reused(tokenizer):
+    eos = tokenizer.eos_token_id
+    groups = [group([40, 41], [[50, eos], [51, 52, eos]], [0.0, 1.0], eos)]
+    model = tiny_model(tokenizer)
+    config = grpo.GRPOConfig(num_generations=2, batch_size=2, max_completion_length=3, num_iterations=2, beta=0.1, **ACCURACY_ONLY)
+    batch, _ = grpo.build_batch(config, fake_run(config, tokenizer, model), groups, model, model)
+    assert batch.old_logp is not None and batch.ref_logp is not None
+    with torch.no_grad():
+        direct = model(input_ids=torch.tensor([[40, 41, 51, 52, eos]])).logits[0, 1:-1].log_softmax(-1)
+    expected = direct.gather(-1, torch.tensor([[51], [52], [eos]])).squeeze(-1)
+    torch.testing.assert_close(batch.old_logp[1], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(num_generations=1), "num_generations must be >= 2"),
+    (dict(num_generations=8, batch_size=20), "batch_size \\(20\\) must be a multiple of num_generations \\(8\\)"),
+    (dict(rewards=("accuracy", "fromat")), "unknown reward"),
+    (dict(rewards=("accuracy", "format"), reward_weights=(1.0,)), "one weight each"),
+    (dict(minibatches=3), "minibatches"),
+    (dict(temperature=0.0), "temperature"),
+])
+def test_bad_configs_say_what_is_wrong(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        grpo.GRPOConfig(**overrides)
+
+
+def test_max_lengths_must_leave_room_in_the_context():
+    with pytest.raises(ConfigError, match="exceeds the model's context of 512 tokens"):
+        api.train("grpo", "arithmetic", model="builtin", max_prompt_length=500, max_completion_length=48, quiet=True)
+
+
+def test_a_model_path_that_does_not_exist_is_not_downloaded(tmp_path):
+    with pytest.raises(ConfigError, match="never downloads"):
+        api.train("grpo", "arithmetic", model=str(tmp_path / "Qwen2-0.5B"), quiet=True)
+
+
+SMALL = dict(model="builtin", level="easy", batch_size=8, num_generations=4, max_completion_length=8, eval_every=0, eval_size=8,
+             test_size=8, train_size=64, log_completions=1)
+
+
+def test_resume_is_bit_exact_on_cpu(tmp_path):
+    from safetensors.torch import load_file
+
+    straight = api.train("grpo", "arithmetic", run_dir=tmp_path / "straight", total_steps=4, quiet=True, **SMALL)
+
+    def stop_at_two(loop):
+        if loop.step == 2:
+            loop.request_stop()
+
+    cut = api.train("grpo", "arithmetic", run_dir=tmp_path / "cut", total_steps=4, quiet=True, callbacks=[stop_at_two], **SMALL)
+    assert cut.interrupted and cut.step == 2
+    resumed = api.resume(tmp_path / "cut", quiet=True)
+    assert resumed.step == 4
+    a = load_file(straight.dir / "model" / "model.safetensors")
+    b = load_file(resumed.dir / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert np.array_equal(straight.metrics["loss"], resumed.metrics["loss"])
+
+
+def test_a_finished_run_loads_and_answers(tmp_path):
+    run = api.train("grpo", "arithmetic", run_dir=tmp_path / "run", total_steps=1, quiet=True, **SMALL)
+    policy = api.load(run.dir)
+    text = policy.answer("What is 2 + 3?", max_new_tokens=5)
+    assert isinstance(text, str)
+    assert (run.dir / "samples.jsonl").is_file() and (run.dir / "rewards.png").is_file()
+    assert list(run.evaluations["accuracy"])  # the held-out evaluation ran
+
+
+def test_partial_groups_take_the_flat_path_with_the_same_values(tokenizer):
+    eos = tokenizer.eos_token_id
+    groups = [group([40, 41, 42], [[50, eos], [51, 52, eos]], [0.0, 1.0], eos), group([43], [[53, 54, 55, eos], [56, eos]], [1.0, 0.0], eos)]
+    model = tiny_model(tokenizer)
+    config = grpo.GRPOConfig(num_generations=2, batch_size=4, max_completion_length=4, **ACCURACY_ONLY)
+    batch, _ = grpo.build_batch(config, fake_run(config, tokenizer, model), groups, model, None)
+    with torch.no_grad():
+        grouped = grpo._logprobs(config, model, batch, slice(0, 4))
+        flat = torch.cat([grpo._logprobs(config, model, batch, slice(i, i + 1)) for i in range(4)])
+    mask = batch.completion_mask.bool()
+    torch.testing.assert_close(grouped[mask], flat[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_lora_with_a_kl_to_the_adapters_off_model(tmp_path):
+    pytest.importorskip("peft")
+    run = api.train("grpo", "arithmetic", run_dir=tmp_path / "lora", total_steps=3, quiet=True, lora_r=4, beta=0.1,
+                    **{**SMALL, "model": "builtin-sft", "level": "medium", "learning_rate": 1e-2})
+    assert run.status == "finished"
+    kl = run.metrics["kl"]
+    assert kl[0] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the identity (B = 0): the policy is the reference
+    assert kl[-1] > 1e-6  # after the updates the adapters moved it
+    merged = transformers.AutoModelForCausalLM.from_pretrained(run.dir / "model", local_files_only=True)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def test_reference_is_the_starting_model_after_resume(tmp_path):
+    """The frozen reference is built from config.model before a checkpoint is restored, so a resumed
+    run measures its KL against the starting weights, as an uninterrupted one does."""
+    kwargs = dict(SMALL, beta=0.5, total_steps=4)
+    straight = api.train("grpo", "arithmetic", run_dir=tmp_path / "a", quiet=True, **kwargs)
+    cut = api.train("grpo", "arithmetic", run_dir=tmp_path / "b", quiet=True, callbacks=[lambda loop: loop.step == 2 and loop.request_stop()], **kwargs)
+    resumed = api.resume(cut.dir, quiet=True)
+    assert np.array_equal(straight.metrics["kl"], resumed.metrics["kl"])
+
+
+def test_a_reused_batch_uses_its_stored_old_logprobs(tokenizer):
+    """With old log-probs stored at log pi - log 2 the ratio is 2 on every token: A = +0.5 is clipped to
+    1.2 * 0.5 (loss -0.6), A = -0.5 is not (2 * -0.5: loss 1.0); the mean over completions is 0.2."""
+    eos = tokenizer.eos_token_id
+    groups = [group([40, 41], [[50, eos], [51, 52, eos]], [1.0, 0.0], eos), group([43], [[53, eos], [54, eos]], [0.0, 1.0], eos)]
+    model = tiny_model(tokenizer)
+    config = grpo.GRPOConfig(num_generations=2, batch_size=4, max_completion_length=3, num_iterations=2, scale_rewards="none", **ACCURACY_ONLY)
+    batch, _ = grpo.build_batch(config, fake_run(config, tokenizer, model), groups, model, None)
+    batch = batch._replace(old_logp=batch.old_logp - np.log(2.0))
+    info = grpo.grpo_step(config, model, torch.optim.SGD(model.parameters(), lr=0.0), batch, slice(0, 4))
+    assert info["loss"] == pytest.approx(0.2, abs=1e-5)
+    assert info["clip_ratio/high"] == pytest.approx(4 / 9, abs=1e-6)  # the A > 0 completions hold 2 + 2 of the 9 tokens

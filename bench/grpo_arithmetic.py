@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock GRPO budget per seed (target: 30)")
     parser.add_argument("--hard-minutes", type=float, default=10.0, help="GRPO budget of part 2")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--evaluate-only", metavar="DIR", help="evaluate and report the runs of an earlier invocation (its temporary folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     parser.add_argument("--level", default="mixed", help=argparse.SUPPRESS)
@@ -103,7 +104,7 @@ def main() -> None:
         args.algo = args.child
         return child(args)
 
-    root = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
+    root = Path(args.evaluate_only or tempfile.mkdtemp(prefix="grpo-bench-"))
     started = time.perf_counter()
     jobs = [("grpo", root / f"mixed-seed{s}", "mixed", s, args.minutes, "builtin-sft") for s in range(1, args.seeds + 1)]
     easy_sft, hard = root / "sft-easy", root / "hard-seed1"
@@ -112,15 +113,16 @@ def main() -> None:
         launch("sft", easy_sft, "easy", 1, 30.0)
         launch("grpo", hard, "hard", 1, args.hard_minutes, final_model(easy_sft), 50)
 
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(launch, *job) for job in jobs[:2]] + [pool.submit(part_two)] + [pool.submit(launch, *job) for job in jobs[2:]]
-        for f in futures:
-            f.result()
-    before = held_out("builtin-sft", "mixed", 1)
+    if not args.evaluate_only:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(launch, *job) for job in jobs[:2]] + [pool.submit(part_two)] + [pool.submit(launch, *job) for job in jobs[2:]]
+            for f in futures:
+                f.result()
     rows, gains = [], []
     from rlsuite import open_run
 
     for _, run_dir, _, seed, _, _ in jobs:
+        before = held_out("builtin-sft", "mixed", seed)  # each seed draws its own test split: compare on the same one
         after = held_out(final_model(run_dir), "mixed", seed)
         run = open_run(run_dir)
         gain = after["accuracy"] - before["accuracy"]
@@ -139,8 +141,9 @@ def main() -> None:
 
     body = "\n".join([
         f"Built-in model ({count_parameters(load_model('builtin-sft')[0]):,} parameters), greedy accuracy@1 on {TEST_SIZE} held-out problems, "
-        f"95% Wilson intervals; {args.minutes:g} minutes of GRPO per seed, two seeds at a time, one torch thread each. "
-        f"Whole benchmark {((time.perf_counter() - started) / 60):.1f} minutes.",
+        f"95% Wilson intervals; {args.minutes:g} minutes of GRPO per seed, two runs at a time, one torch thread each. "
+        + (f"Whole benchmark {((time.perf_counter() - started) / 60):.1f} minutes." if not args.evaluate_only else
+           f"Evaluated from the runs in {root} (trained by an earlier invocation with the same settings)."),
         "",
         "| seed | optimizer steps | accuracy before | accuracy after | gain (points) | format after | first eval step at +15 |",
         "|---|---|---|---|---|---|---|",

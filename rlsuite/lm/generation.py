@@ -70,13 +70,21 @@ def _generation_eos(model) -> list[int]:
 
 
 class VLLMGenerator:
-    """vLLM sampling from a copy of the weights (colocated on the training GPU)."""
+    """vLLM sampling from a copy of the weights (colocated on the training GPU). Written after
+    TRL's colocate mode and not yet run here: no GPU was at hand (scripts/gpu_check.sh runs it)."""
 
     def __init__(self, model_dir: str, tokenizer, seed: int, gpu_memory_utilization: float = 0.3):
+        import os
+
         from vllm import LLM
 
+        # In-process ("external_launcher"), as TRL's colocate mode runs it, so the engine's model
+        # object is reachable for weight updates; a single process is a world of one.
+        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29517")):
+            os.environ.setdefault(key, value)
         self.tokenizer = tokenizer
-        self.llm = LLM(model=model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True)
+        self.llm = LLM(model=model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+                       distributed_executor_backend="external_launcher", max_num_batched_tokens=4096)
         self.pad_token_id = tokenizer.pad_token_id
 
     def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
@@ -96,26 +104,32 @@ class VLLMGenerator:
     def sync(self, model) -> None:
         from rlsuite.lm.models import merged_copy
 
-        weights = merged_copy(model).state_dict()
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
-        engine_model.load_weights(weights.items())
+        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        engine_model.load_weights(merged_copy(model).state_dict().items())
         self.llm.reset_prefix_cache()
 
 
 def vllm_usable() -> bool:
     if not torch.cuda.is_available():
         return False
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
 
 
-def make_generator(choice: str, model, tokenizer, device, *, model_dir: str | None = None, seed: int = 0) -> Generator:
-    """'torch', 'vllm' or 'auto' (vLLM when it is installed and a CUDA GPU is present, else torch)."""
+def make_generator(choice: str, model, tokenizer, device, *, seed: int = 0) -> Generator:
+    """'torch', 'vllm' or 'auto' (vLLM when it is installed and a CUDA GPU is present, else torch).
+    vLLM loads the model from a save_pretrained copy in a temporary folder; call `sync(model)`
+    whenever the training weights change (after restoring a checkpoint too)."""
     if choice == "vllm" and not vllm_usable():
         raise ConfigError("generator 'vllm' needs vLLM installed (pip install vllm) and a CUDA GPU; use --generator torch or auto.")
-    if choice == "vllm" or (choice == "auto" and vllm_usable() and model_dir is not None):
-        return VLLMGenerator(model_dir, tokenizer, seed)
+    if choice == "vllm" or (choice == "auto" and vllm_usable()):
+        import tempfile
+        from pathlib import Path
+
+        from rlsuite.lm.models import save
+
+        directory = Path(tempfile.mkdtemp(prefix="rlsuite-vllm-"))
+        save(model, tokenizer, directory)
+        return VLLMGenerator(str(directory), tokenizer, seed)
     return TorchGenerator(model, tokenizer, device)

@@ -209,3 +209,43 @@ def test_a_reused_batch_uses_its_stored_old_logprobs(tokenizer):
     info = grpo.grpo_step(config, model, torch.optim.SGD(model.parameters(), lr=0.0), batch, slice(0, 4))
     assert info["loss"] == pytest.approx(0.2, abs=1e-5)
     assert info["clip_ratio/high"] == pytest.approx(4 / 9, abs=1e-6)  # the A > 0 completions hold 2 + 2 of the 9 tokens
+
+
+class ScriptedGenerator:
+    """Answers each prompt with the completions a script gives: all right, all wrong, or mixed."""
+
+    def __init__(self, tokenizer, answers):
+        self.tokenizer, self.answers, self.calls = tokenizer, answers, 0
+
+    def generate(self, prompts, *, num_generations, max_new_tokens, temperature, top_p):
+        from rlsuite.lm.generation import pad_left
+        from rlsuite.ops.lm import Completions
+
+        texts = []
+        for _ in prompts:
+            texts += self.answers[self.calls % len(self.answers)]
+            self.calls += 1
+        eos = self.tokenizer.eos_token_id
+        rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [eos] for t in texts]
+        ids, mask = pad_left([list(reversed(r)) for r in rows], self.tokenizer.pad_token_id)
+        return Completions(ids.flip(1), mask.flip(1))  # right-padded
+
+
+def test_resampling_fills_the_batch_with_informative_groups(tokenizer):
+    from rlsuite.envs import text
+    from rlsuite.lm.runtime import PromptOrder
+
+    task = text.load_task("arithmetic", level="easy", train_size=16, test_size=4, seed=1, system_prompt=None)
+    rows = task.train
+    config = grpo.GRPOConfig(num_generations=2, batch_size=4, dynamic_sampling="resample", **ACCURACY_ONLY)
+    run = LMRun(config, torch.device("cpu"), None, tokenizer, task, [[40]] * len(rows), [], False)
+    wrong = "<think>x</think><answer>-1000</answer>"
+    right = lambda i: f"<think>x</think><answer>{rows[i]['solution']}</answer>"  # noqa: E731
+    order = PromptOrder()
+    drawn, _ = order.take(4, len(rows), config.seed)  # the prompts of round 1 (two) and round 2 (two)
+    # Round 1: both groups tie (all wrong); round 2: each group has one right answer.
+    generator = ScriptedGenerator(tokenizer, [[wrong, wrong], [wrong, wrong], [right(drawn[2]), wrong], [wrong, right(drawn[3])]])
+    groups, new_order, info = grpo.sample_groups(config, run, generator, grpo.reward_functions(config, run), order)
+    assert info["resample_rounds"] == 1 and info["frac_reward_zero_std"] == pytest.approx(0.5)  # 2 of 2 tied, then 0 of 2
+    assert [g["tied"] for g in groups] == [False, False] and len(groups) == 2
+    assert new_order == PromptOrder(0, 4)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The language-model GPU check (issue 7), for a machine with a CUDA GPU: SFT and GRPO for a few
+# steps with --device cuda (bfloat16 where supported), step times printed, then the vLLM
+# generation path if vLLM installs. Writes everything under ${OUT:-gpu-check}/. Nothing here
+# runs in CI; no code path requires a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+bash scripts/setup.sh > "$OUT/setup.log" 2>&1 || { echo "setup failed: see $OUT/setup.log"; exit 1; }
+PY=.venv/bin/python
+$PY - <<'PY' 2>&1 | tee "$OUT/device.txt"
+import torch
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+print("bf16 supported:", torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+PY
+run() {  # name, then rlsuite train arguments
+    local name=$1; shift
+    local start=$(date +%s.%N)
+    .venv/bin/rlsuite train "$@" --run-dir "$OUT/$name" --overwrite --quiet > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "$name: exit $rc, $(echo "$(date +%s.%N) - $start" | bc) s; $(tail -2 "$OUT/$name.log" | head -1)"
+    $PY -c "
+import sys; from rlsuite import open_run
+r = open_run('$OUT/$name'); m = r.metrics
+col = 'charts/optimizer_steps_per_second'
+print('   ', r.summary(), '| steps/s', [round(float(x), 2) for x in m[col]][-3:] if col in m else '-')
+" 2>/dev/null
+}
+run sft-cuda-bf16 sft --task arithmetic --total-steps 50 --eval-every 25 --device cuda --dtype auto
+run grpo-cuda-bf16 grpo --task arithmetic --total-steps 20 --eval-every 10 --device cuda --dtype auto
+run grpo-cuda-fp32 grpo --task arithmetic --total-steps 20 --eval-every 10 --device cuda --dtype float32
+run grpo-cuda-lora grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --lora-r 8 --beta 0.04
+if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then
+    run grpo-vllm grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --generator vllm
+else
+    echo "vllm did not install: see $OUT/vllm-install.log"
+fi

@@ -112,6 +112,18 @@ class GRPOState(NamedTuple):
     generation_batches: int = 0
 
 
+class Group(NamedTuple):
+    """One prompt's G completions and their scores, as sampled."""
+
+    prompt: list[int]
+    ids: torch.Tensor                            # [G, C] right-padded completions
+    mask: torch.Tensor                           # [G, C]
+    totals: np.ndarray                           # [G] weighted reward sums
+    tied: bool                                   # every completion got the same total
+    per_function: dict[str, list[float | None]]  # each reward function's values
+    text: list[str]
+
+
 class GenerationBatch(NamedTuple):
     prompt_ids: torch.Tensor      # [B / G, P]: each group's prompt once, left-padded
     prompt_mask: torch.Tensor     # [B / G, P]
@@ -139,7 +151,7 @@ def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: 
     draw more prompts until the batch holds batch_size / G groups whose rewards do not all tie."""
     G, wanted = config.num_generations, config.batch_size // config.num_generations
     weights = dict(zip(config.rewards, config.reward_weights))
-    kept: list[dict] = []
+    kept: list[Group] = []
     tied_share = []
     rounds = 0
     while True:
@@ -158,33 +170,33 @@ def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: 
         tied_share.append(float(tied.mean()))
         for g in range(len(rows)):
             group = slice(g * G, (g + 1) * G)
-            kept.append(dict(prompt=prompts[g], ids=out.ids[group], mask=out.mask[group], totals=totals[g], tied=bool(tied[g]),
-                             per_function={k: v[group] for k, v in per_function.items()}, text=texts[group]))
-        informative = sum(not k["tied"] for k in kept)
+            kept.append(Group(prompts[g], out.ids[group], out.mask[group], totals[g], bool(tied[g]),
+                              {k: v[group] for k, v in per_function.items()}, texts[group]))
+        informative = sum(not k.tied for k in kept)
         if config.dynamic_sampling != "resample" or informative >= wanted or rounds >= config.max_resample_rounds:
             break
         rounds += 1
     if config.dynamic_sampling == "resample":
         # The informative groups first; tied ones only fill a batch the rounds could not.
-        kept = sorted(kept, key=lambda k: k["tied"])[:wanted]
+        kept = sorted(kept, key=lambda k: k.tied)[:wanted]
     return kept, order, {"frac_reward_zero_std": float(np.mean(tied_share)), "resample_rounds": float(rounds)}
 
 
-def build_batch(config: GRPOConfig, run: LMRun, groups: list[dict], policy, reference) -> tuple[GenerationBatch, dict[str, float]]:
+def build_batch(config: GRPOConfig, run: LMRun, groups: list[Group], policy, reference) -> tuple[GenerationBatch, dict[str, float]]:
     """Advantages from the groups' rewards, the padded token tensors, and the stored log-probs."""
     if config.dynamic_sampling == "drop":
-        informative = [g for g in groups if not g["tied"]]
+        informative = [g for g in groups if not g.tied]
         groups = informative or groups[:1]  # all tied: one group, whose zero advantages make a no-op step
     G, pad = config.num_generations, run.tokenizer.pad_token_id
-    totals = torch.tensor(np.concatenate([g["totals"] for g in groups]), dtype=torch.float32)
+    totals = torch.tensor(np.concatenate([g.totals for g in groups]), dtype=torch.float32)
     advantages, group_std = group_advantages(totals, G, config.scale_rewards)
-    prompt_ids, prompt_mask = pad_left([g["prompt"] for g in groups], pad)
-    width = max(g["ids"].shape[1] for g in groups)
+    prompt_ids, prompt_mask = pad_left([g.prompt for g in groups], pad)
+    width = max(g.ids.shape[1] for g in groups)
     completion = torch.full((len(totals), width), pad, dtype=torch.long)
     completion_mask = torch.zeros((len(totals), width), dtype=torch.long)
     for i, g in enumerate(groups):
-        completion[i * G:(i + 1) * G, :g["ids"].shape[1]] = g["ids"].cpu()
-        completion_mask[i * G:(i + 1) * G, :g["ids"].shape[1]] = g["mask"].cpu()
+        completion[i * G:(i + 1) * G, :g.ids.shape[1]] = g.ids.cpu()
+        completion_mask[i * G:(i + 1) * G, :g.ids.shape[1]] = g.mask.cpu()
     device = run.device
     batch = GenerationBatch(prompt_ids.to(device), prompt_mask.to(device), completion.to(device), completion_mask.to(device),
                             G, advantages.to(device), None, None)
@@ -202,7 +214,7 @@ def build_batch(config: GRPOConfig, run: LMRun, groups: list[dict], policy, refe
         "completions/clipped_ratio": float(1.0 - ended.float().mean()),
     }
     for name in config.rewards:
-        values = np.array([np.nan if v is None else v for g in groups for v in g["per_function"][name]], dtype=np.float64)
+        values = np.array([np.nan if v is None else v for g in groups for v in g.per_function[name]], dtype=np.float64)
         if not np.isnan(values).all():
             metrics[f"rewards/{name}/mean"] = float(np.nanmean(values))
             metrics[f"rewards/{name}/std"] = float(np.nanstd(values))

@@ -37,8 +37,7 @@ def group(prompt, completions, totals, eos):
         ids[i, :len(c)] = torch.tensor(c)
         mask[i, :len(c)] = 1
     totals = np.asarray(totals, dtype=np.float64)
-    return dict(prompt=prompt, ids=ids, mask=mask, totals=totals, tied=bool(totals.std() == 0),
-                per_function={"accuracy": list(totals)}, text=[""] * len(completions))
+    return grpo.Group(prompt, ids, mask, totals, bool(totals.std() == 0), {"accuracy": list(totals)}, [""] * len(completions))
 
 
 ACCURACY_ONLY = dict(rewards=("accuracy",), reward_weights=(1.0,))
@@ -247,5 +246,5 @@ def test_resampling_fills_the_batch_with_informative_groups(tokenizer):
     generator = ScriptedGenerator(tokenizer, [[wrong, wrong], [wrong, wrong], [right(drawn[2]), wrong], [wrong, right(drawn[3])]])
     groups, new_order, info = grpo.sample_groups(config, run, generator, grpo.reward_functions(config, run), order)
     assert info["resample_rounds"] == 1 and info["frac_reward_zero_std"] == pytest.approx(0.5)  # 2 of 2 tied, then 0 of 2
-    assert [g["tied"] for g in groups] == [False, False] and len(groups) == 2
+    assert [g.tied for g in groups] == [False, False] and len(groups) == 2
     assert new_order == PromptOrder(0, 4)

@@ -109,16 +109,17 @@ def load_pretrained(path: Path, *, dtype: str = "auto"):
             require_extra("peft", "llm")
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_torch_dtype(dtype))
+            model = AutoPeftModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype(dtype))
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_torch_dtype(dtype))
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype(dtype))
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot load the model in {path} ({type(exc).__name__}: {exc}).") from None
     check_tokenizer(tokenizer, str(path))
     return model, tokenizer
 
 
-def _torch_dtype(name: str):
+def torch_dtype(name: str):
+    """The torch dtype of a config's dtype name ('auto' loads in float32; the run casts it later)."""
     import torch
 
     table = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -158,6 +159,30 @@ def save(model, tokenizer, directory: Path) -> None:
     merged = merged_copy(model)
     merged.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+
+
+def frozen_reference(model):
+    """The frozen starting policy a KL is measured against: a copy of the weights, or for a LoRA
+    model the model itself with its adapters disabled (no second copy)."""
+    if hasattr(model, "disable_adapter"):
+        return _AdaptersOff(model)
+    import copy
+
+    reference = copy.deepcopy(model).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+class _AdaptersOff:
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **kwargs):
+        with self.model.disable_adapter():
+            return self.model(**kwargs)
+
+    def get_base_model(self):
+        return self.model.get_base_model()
 
 
 def merged_copy(model):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlsuite.core.seeding import derive_seed, resolve_device, seed_everything
+from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.errors import ConfigError, DataError
 from rlsuite.lm import models
 from rlsuite.lm.generation import TorchGenerator
@@ -37,15 +37,12 @@ class LMRun:
 def resolve_dtype(config, device: torch.device) -> torch.dtype:
     if config.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
+    return models.torch_dtype(config.dtype)
 
 
 def setup(config, *, needs: tuple[str, ...] = ("prompt", "solution")) -> LMRun:
     """Threads, seeds, device, model, tokenizer and task, checked before any run directory exists."""
-    if config.torch_threads > 0 and torch.get_num_threads() != config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
+    device = setup_torch(config)
     model, tokenizer = models.load_model(config.model, seed=config.seed)
     model = model.to(device=device, dtype=resolve_dtype(config, device))
     if config.lora_r > 0:
@@ -79,6 +76,16 @@ def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prom
         encode_prompts(tokenizer, task.test, config.max_prompt_length, "test"),
         think_prefilled=generation_prompt_ends_with_think(tokenizer),
     )
+
+
+def optimizer_step(optimizer, loss: torch.Tensor, max_grad_norm: float) -> float:
+    """Backward, gradient-norm clipping (0: none) and the step; returns the norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    optimizer.step()
+    return float(grad_norm)
 
 
 def system_prompt(config, tokenizer) -> str | None:

@@ -9,6 +9,7 @@ over real tokens only, so a row's log-probs do not depend on how much padding it
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import NamedTuple
 
@@ -94,7 +95,13 @@ class Completions(NamedTuple):
 
 def _accepts(model, name: str) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps forward in **kwargs
-    return name in inspect.signature(base.forward).parameters
+    return name in _forward_parameters(type(base))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_parameters(model_class: type) -> frozenset[str]:
+    """The keyword names a model class's forward takes (inspected once per class: sampling asks every token)."""
+    return frozenset(inspect.signature(model_class.forward).parameters)
 
 
 def _cache_name(model) -> str:

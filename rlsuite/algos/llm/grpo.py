@@ -15,7 +15,6 @@ KL to a frozen copy of the starting model (with LoRA: the same model with the ad
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from typing import Any, Literal, NamedTuple
@@ -102,9 +101,6 @@ class GRPOConfig(LMConfig):
         check(len(self.reward_weights) == len(self.rewards),
               f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one weight each.")
         check(self.max_resample_rounds >= 0, f"max_resample_rounds must be >= 0, got {self.max_resample_rounds}.")
-
-
-PRESETS: dict[str, dict[str, Any]] = {}
 
 
 class GRPOState(NamedTuple):
@@ -249,42 +245,15 @@ def grpo_step(config: GRPOConfig, model, optimizer, batch: GenerationBatch, rows
     loss, info = losses.grpo(logp, old, batch.advantages[rows], mask, epsilon=config.epsilon, epsilon_high=epsilon_high,
                              aggregate=LOSS_AGGREGATIONS[config.loss_type], max_length=config.max_completion_length,
                              ref_logp=ref, beta=config.beta)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm if config.max_grad_norm > 0 else float("inf"))
-    optimizer.step()
-    return {"loss": loss.item(), "grad_norm": float(grad_norm), **{k: float(v) for k, v in info.items()}}
-
-
-def reference_model(config: GRPOConfig, model):
-    """The frozen policy the KL is measured against: a copy of the starting weights, or with LoRA
-    the model itself with its adapters disabled (no second copy)."""
-    if config.beta == 0:
-        return None
-    if config.lora_r > 0:
-        return _AdaptersOff(model)
-    reference = copy.deepcopy(model).eval()
-    reference.requires_grad_(False)
-    return reference
-
-
-class _AdaptersOff:
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, **kwargs):
-        with self.model.disable_adapter():
-            return self.model(**kwargs)
-
-    def get_base_model(self):
-        return self.model.get_base_model()
+    grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
+    return {"loss": loss.item(), "grad_norm": grad_norm, **{k: float(v) for k, v in info.items()}}
 
 
 def train(config: GRPOConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config)
     model, tokenizer = run.model, run.tokenizer
-    reference = reference_model(config, model)  # before the Loop restores a checkpoint: the starting weights
+    # Built before the Loop restores a checkpoint, so it holds the starting weights.
+    reference = models.frozen_reference(model) if config.beta != 0 else None
     reward_fns = reward_functions(config, run)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0)
     generator = make_generator(config.generator, model, tokenizer, run.device, seed=config.seed)
@@ -325,7 +294,6 @@ SPEC = AlgorithmSpec(
     config=GRPOConfig,
     train=train,
     acts_on=ActsOn("text"),
-    presets=PRESETS,
     load=runtime.load_policy,
 )
 preset = SPEC.preset

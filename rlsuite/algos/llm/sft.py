@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -48,9 +48,6 @@ class SFTConfig(LMConfig):
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}.")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}.")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}.")
-
-
-PRESETS: dict[str, dict[str, Any]] = {}
 
 
 def completion_of(row: dict, index: int) -> str:
@@ -192,13 +189,10 @@ def train(config: SFTConfig, run_dir=None, **options) -> Run:
             chosen = [examples[i] for i in indices]
             batch = pack(chosen, width, tokenizer.pad_token_id, run.device) if config.packing else collate(chosen, tokenizer.pad_token_id, run.device)
             loss = sft_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm if config.max_grad_norm > 0 else float("inf"))
-            optimizer.step()
+            grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
             scheduler.step()
             state = SFTState(order)
-            loop.record(1, {"loss": loss.item(), "grad_norm": float(grad_norm), "learning_rate": scheduler.get_last_lr()[0],
+            loop.record(1, {"loss": loss.item(), "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
                             "tokens": float(batch["loss_mask"].sum())}, state=state)
         return loop.finish()
 
@@ -210,7 +204,6 @@ SPEC = AlgorithmSpec(
     config=SFTConfig,
     train=train,
     acts_on=ActsOn("text"),
-    presets=PRESETS,
     load=runtime.load_policy,
 )
 preset = SPEC.preset

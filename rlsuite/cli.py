@@ -15,7 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from rlsuite.errors import EXIT_ABORTED, EXIT_INTERRUPTED, RLSuiteError
+from rlsuite.errors import EXIT_ABORTED, EXIT_INTERRUPTED, DataError, RLSuiteError, UnknownNameError
 
 BOOL_WORDS = {"true": "True", "yes": "True", "1": "True", "false": "False", "no": "False", "0": "False"}
 
@@ -94,6 +94,8 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
     policy = api.load(ns.run_dir)
     if hasattr(policy, "answer"):
         return _eval_text(ns, policy, console)
+    if hasattr(policy, "score"):
+        return _eval_reward_model(ns, policy, console)
     env_id = policy.config.env
     max_steps = getattr(policy.config, "eval_max_steps", 1_000)
     act = lambda obs: policy.act(obs, deterministic=not ns.stochastic)  # noqa: E731
@@ -129,7 +131,12 @@ def _eval_text(ns: argparse.Namespace, policy, console) -> int:
         return 0
     samples = ns.samples or policy.config.eval_size
     config = dataclasses.replace(policy.config, test_size=max(samples, policy.config.test_size), eval_size=samples)
-    run = runtime.prepare(config, policy.model, policy.tokenizer, next(policy.model.parameters()).device)
+    try:
+        run = runtime.prepare(config, policy.model, policy.tokenizer, next(policy.model.parameters()).device)
+    except (DataError, UnknownNameError) as exc:
+        raise RLSuiteError(f"{policy.config.task} has no verifier to score answers with, so there is no accuracy to report "
+                           f"(its held-out metrics are in {ns.run_dir}/eval.csv); see answers with --prompt QUESTION."
+                           + (f" Loading it as a verifiable task said: {exc}" if isinstance(exc, DataError) else "")) from None
     rows, prompts = run.task.test[:config.eval_size], run.test_prompts[:config.eval_size]
     greedy, shown = runtime.evaluate(run, policy.model, rows, prompts, samples=3)
     sampled, _ = runtime.evaluate(run, policy.model, rows, prompts, k=ns.k, temperature=ns.temperature)
@@ -141,6 +148,22 @@ def _eval_text(ns: argparse.Namespace, policy, console) -> int:
     for record in shown:
         console.print(f"  {record['problem']} -> {record['completion']}  ({'correct' if record['correct'] else 'wrong'}; answer {record['solution']})",
                       markup=False)
+    return 0
+
+
+def _eval_reward_model(ns: argparse.Namespace, scorer, console) -> int:
+    """A reward-model run: pairwise accuracy on its preference task's held-out pairs."""
+    from rlsuite.lm import runtime
+
+    if ns.prompt is not None:
+        raise RLSuiteError("a reward model scores an answer to a question, not a question alone: in Python, "
+                           f"rlsuite.load({str(ns.run_dir)!r}).score(question, answer).")
+    samples = ns.samples or scorer.config.eval_size
+    config = dataclasses.replace(scorer.config, test_size=max(samples, scorer.config.test_size), eval_size=samples)
+    rows = runtime.prepare(config, scorer.model, scorer.tokenizer, scorer.device, preferences="paired").task.test[:samples]
+    metrics = scorer.rank(rows)
+    console.print(f"{config.task} held-out pairs, {len(rows)}: pairwise accuracy {metrics['accuracy']:.3f}, "
+                  f"mean margin r(chosen) - r(rejected) {metrics['margin']:.3f}")
     return 0
 
 

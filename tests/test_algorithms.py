@@ -30,6 +30,12 @@ SMOKE = {
                 max_completion_length=12),
     "grpo": dict(task="arithmetic", model="builtin-sft", level="easy", total_steps=4, batch_size=8, num_generations=4, train_size=32,
                  test_size=8, eval_size=8, eval_every=2, max_completion_length=12),
+    "reward_model": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=4, batch_size=4),
+    "dpo": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=4, batch_size=4),
+    "kto": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=4, batch_size=4),
+    "ppo_rlhf": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=4, batch_size=4, minibatches=2, ppo_epochs=1),
+    "rejection_sampling": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=8, batch_size=4, num_samples=2),
+    "distill": dict(task="arithmetic", level="easy", train_size=32, test_size=8, eval_size=8, eval_every=2, max_completion_length=12, total_steps=4, batch_size=4),
 }
 
 
@@ -51,6 +57,9 @@ def test_train_load_act_and_resume(name, tmp_path):
     if spec.load is None:
         with pytest.raises(RLSuiteError, match="no policy"):
             rlsuite.load(run.dir)
+    elif spec.name == "reward_model":
+        scorer = rlsuite.load(run.dir)
+        assert isinstance(scorer.score("What is 2 + 3?", "<think>2 + 3 = 5</think><answer>5</answer>"), float)
     elif spec.family == "llm":
         policy = rlsuite.load(run.dir)
         assert isinstance(policy.answer("What is 2 + 3?", max_new_tokens=4), str)

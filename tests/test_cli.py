@@ -225,3 +225,22 @@ def test_language_model_train_eval_and_prompt(tmp_path, capsys):
     assert "accuracy@1 (greedy)" in out and "pass@2" in out and "8 prompts" in out
     assert main(["eval", "lm", "--prompt", "What is 7 * 8 - 5?"]) == 0
     assert "What is 7 * 8 - 5?" in capsys.readouterr().out
+
+
+PREFERENCE_TINY = ["--level", "easy", "--total-steps", "2", "--batch-size", "4", "--train-size", "16", "--test-size", "8",
+                   "--eval-size", "8", "--max-completion-length", "12", "--quiet"]
+
+
+def test_eval_of_a_reward_model_and_of_a_task_without_verifier(tmp_path, capsys):
+    assert main(["train", "reward_model", "--task", "arithmetic", "--run-dir", "rm", *PREFERENCE_TINY]) == 0
+    capsys.readouterr()
+    assert main(["eval", "rm"]) == 0
+    assert "held-out pairs, 8: pairwise accuracy" in capsys.readouterr().out
+    assert main(["eval", "rm", "--prompt", "What is 2 + 2?"]) == 2
+    assert ".score(question, answer)" in capsys.readouterr().err
+    assert main(["train", "dpo", "--task", "constraints", "--run-dir", "dpo", *PREFERENCE_TINY[2:]]) == 0
+    capsys.readouterr()
+    assert main(["eval", "dpo"]) == 2
+    err = capsys.readouterr().err
+    assert "constraints has no verifier" in err and "--prompt" in err and "Traceback" not in err
+    assert main(["eval", "dpo", "--prompt", "Name a fruit that starts with the letter b."]) == 0

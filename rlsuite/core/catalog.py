@@ -27,6 +27,12 @@ CATALOG: dict[str, CatalogEntry] = {
     'c51': CatalogEntry('rlsuite.algos.deep.c51', 'deep', 'C51 categorical distributional DQN: a return distribution on fixed atoms, cross-entropy to the projected target; discrete actions', ('CartPole-v1',)),
     'dqn': CatalogEntry('rlsuite.algos.deep.dqn', 'deep', 'Deep Q-Networks with Double DQN targets, dueling heads and n-step returns; discrete actions', ('CartPole-v1', 'Acrobot-v1', 'MountainCar-v0')),
     'ppo': CatalogEntry('rlsuite.algos.deep.ppo', 'deep', 'Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions', ('CartPole-v1', 'Acrobot-v1', 'Pendulum-v1', 'MountainCarContinuous-v0')),
+    'distill': CatalogEntry('rlsuite.algos.llm.distill', 'llm', "distillation of a teacher LM into a smaller student on the teacher's samples: forward KL on logits, or SFT on its text", ()),
+    'dpo': CatalogEntry('rlsuite.algos.llm.dpo', 'llm', 'Direct Preference Optimization on chosen/rejected pairs: sigmoid (cDPO), IPO, hinge and robust losses; reference-free option', ('arithmetic',)),
     'grpo': CatalogEntry('rlsuite.algos.llm.grpo', 'llm', 'GRPO with verifiable rewards (DeepSeek-R1-Zero): group-relative advantages, clipped ratio, k3 KL; DAPO and Dr. GRPO variants', ()),
+    'kto': CatalogEntry('rlsuite.algos.llm.kto', 'llm', 'Kahneman-Tversky Optimization on unpaired desirable/undesirable completions, KL reference point from mismatched pairs', ()),
+    'ppo_rlhf': CatalogEntry('rlsuite.algos.llm.ppo_rlhf', 'llm', 'PPO for RLHF: policy, frozen reference, value model and reward model; per-token KL penalty, token GAE, clipped losses', ()),
+    'rejection_sampling': CatalogEntry('rlsuite.algos.llm.rejection_sampling', 'llm', 'best-of-n sampling scored by reward functions or a reward model, written out as an SFT dataset (model/dataset.jsonl)', ()),
+    'reward_model': CatalogEntry('rlsuite.algos.llm.reward_model', 'llm', 'Bradley-Terry reward model: a scalar head read at the last token, optional margin and reward centering', ()),
     'sft': CatalogEntry('rlsuite.algos.llm.sft', 'llm', 'supervised fine-tuning on demonstrations, loss on completion tokens only; optional packing', ()),
 }

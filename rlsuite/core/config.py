@@ -24,7 +24,7 @@ SEED_LIMIT = 2**32
 """Seeds must be below this: NumPy's legacy global seed (and many envs) take 32-bit seeds."""
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
-BUDGET_UNITS = ("env steps", "episodes", "sweeps", "iterations", "pulls", "optimizer steps", "tokens")
+BUDGET_UNITS = ("env steps", "episodes", "sweeps", "iterations", "pulls", "optimizer steps", "tokens", "prompts")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -581,13 +581,13 @@ def _show(value: Any, width: int = 50) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def validate_rows(rows: Sequence[dict], needs: Sequence[str] = NEEDS, *, source: str = "the dataset") -> None:
-    """Raise one DataError listing every row that lacks or mangles a column in `needs`."""
-    needs = tuple(needs)
-    if not rows:
-        raise DataError(f"{source} has no rows; it needs at least one row with columns {', '.join(needs)}.")
+def row_issues(rows: Sequence, needs: tuple[str, ...], check_value: Callable[[str, Any], str | None],
+               check_row: Callable[[dict, list[str]], str | None] | None = None) -> tuple[list[str], list[str], set[str]]:
+    """(every problem of the rows, the columns they have, the needed columns some row lacks).
+    `check_value(column, value)` names what is wrong with a present value; `check_row(row, good
+    columns)` what is wrong across columns (a preference pair whose two replies are the same)."""
     dict_rows = [row for row in rows if isinstance(row, dict)]
-    columns = list(dict.fromkeys(key for row in dict_rows for key in row))
+    columns = list(dict.fromkeys(key for row in dict_rows for key, value in row.items() if value is not None))
     absent = {c for c in needs if dict_rows and all(row.get(c) is None for row in dict_rows)}
     issues = [f"no row has a `{c}` column" for c in needs if c in absent]
     lacking: set[str] = set(absent)
@@ -595,20 +595,38 @@ def validate_rows(rows: Sequence[dict], needs: Sequence[str] = NEEDS, *, source:
         if not isinstance(row, dict):
             issues.append(f"row {i}: is a {type(row).__name__}, not a dict of columns")
             continue
+        good = []
         for column in needs:
             if column in absent:
                 continue
             if row.get(column) is None:  # datasets turns a missing key into None
                 issues.append(f"row {i}: no `{column}` (missing or null)")
                 lacking.add(column)
-            elif (problem := _check_value(column, row[column])) is not None:
+            elif (problem := check_value(column, row[column])) is not None:
                 issues.append(f"row {i}: `{column}` {problem}")
+            else:
+                good.append(column)
+        if check_row is not None and (problem := check_row(row, good)) is not None:
+            issues.append(f"row {i}: {problem}")
+    return issues, columns, lacking
+
+
+def issue_report(source: str, needs: tuple[str, ...], issues: list[str], columns: list[str]) -> list[str]:
+    """The head of a DataError: what the data needs, the first MAX_LISTED problems, its columns."""
+    listed = issues[:MAX_LISTED] + ([f"... and {len(issues) - MAX_LISTED} more"] if len(issues) > MAX_LISTED else [])
+    return [f"{source} does not fit (it needs {', '.join(needs)}); rows are counted from 1:", *(f"  {issue}" for issue in listed),
+            f"Its columns are: {', '.join(columns) or 'none'}."]
+
+
+def validate_rows(rows: Sequence[dict], needs: Sequence[str] = NEEDS, *, source: str = "the dataset") -> None:
+    """Raise one DataError listing every row that lacks or mangles a column in `needs`."""
+    needs = tuple(needs)
+    if not rows:
+        raise DataError(f"{source} has no rows; it needs at least one row with columns {', '.join(needs)}.")
+    issues, columns, lacking = row_issues(rows, needs, _check_value)
     if not issues:
         return
-    listed = issues[:MAX_LISTED] + ([f"... and {len(issues) - MAX_LISTED} more"] if len(issues) > MAX_LISTED else [])
-    lines = [f"{source} does not fit (it needs {', '.join(needs)}); rows are counted from 1:"]
-    lines += [f"  {issue}" for issue in listed]
-    lines.append(f"Its columns are: {', '.join(columns) or 'none'}.")
+    lines = issue_report(source, needs, issues, columns)
     for column in needs:
         if column not in lacking:
             continue

@@ -19,6 +19,7 @@ from rlsuite.errors import ConfigError, InputError, require_extra
 
 BUILTIN = "builtin"
 BUILTIN_SFT = "builtin-sft"
+BUILTIN_SMALL = "builtin-small"
 BUILTIN_SFT_DIR = Path(__file__).with_name("builtin_sft")
 SFT_RECIPE = "rlsuite train sft --task arithmetic --level mixed --run-dir runs/builtin-sft"
 
@@ -32,6 +33,8 @@ CHAT_TEMPLATE = (
 
 BUILTIN_SHAPE = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                      num_key_value_heads=4, max_position_embeddings=512, rope_theta=10_000.0, tie_word_embeddings=True)
+SMALL_SHAPE = {**BUILTIN_SHAPE, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2}
+"""`builtin-small`: a student for distillation, about a fifth of the built-in model, same tokenizer."""
 
 
 def build_tokenizer():
@@ -56,13 +59,13 @@ def build_tokenizer():
     )
 
 
-def build_model(tokenizer, seed: int = 0):
-    """The built-in decoder with freshly initialized weights (reproducible from `seed`)."""
+def build_model(tokenizer, seed: int = 0, shape: dict | None = None):
+    """The built-in decoder (or another `shape`) with freshly initialized weights (reproducible from `seed`)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None, **BUILTIN_SHAPE)
+                         bos_token_id=None, **(shape or BUILTIN_SHAPE))
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -72,12 +75,12 @@ def build_model(tokenizer, seed: int = 0):
 
 
 def load_model(name: str, *, seed: int = 0, dtype: str = "auto"):
-    """(model, tokenizer) for `builtin`, `builtin-sft` or a local directory written by
+    """(model, tokenizer) for `builtin`, `builtin-small`, `builtin-sft` or a local directory written by
     `save_pretrained` (a run's model/ folder included). On CPU in float32 unless dtype says otherwise."""
     require_extra("transformers", "llm")
-    if name == BUILTIN:
+    if name in (BUILTIN, BUILTIN_SMALL):
         tokenizer = build_tokenizer()
-        return build_model(tokenizer, seed), tokenizer
+        return build_model(tokenizer, seed, BUILTIN_SHAPE if name == BUILTIN else SMALL_SHAPE), tokenizer
     path = BUILTIN_SFT_DIR if name == BUILTIN_SFT else Path(name).expanduser()
     if name == BUILTIN_SFT and not (path / "config.json").is_file():
         raise ConfigError(f"the built-in SFT weights are missing from {path}; remake them with scripts/make_builtin_sft.sh ({SFT_RECIPE}).")

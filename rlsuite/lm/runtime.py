@@ -6,6 +6,7 @@ resumable prompt order, held-out evaluation with the verifier, and sample comple
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -40,18 +41,20 @@ def resolve_dtype(config, device: torch.device) -> torch.dtype:
     return models.torch_dtype(config.dtype)
 
 
-def setup(config, *, needs: tuple[str, ...] = ("prompt", "solution")) -> LMRun:
-    """Threads, seeds, device, model, tokenizer and task, checked before any run directory exists."""
+def setup(config, *, needs: tuple[str, ...] = ("prompt", "solution"), preferences: str | None = None) -> LMRun:
+    """Threads, seeds, device, model, tokenizer and task, checked before any run directory exists.
+    `preferences` ("paired" or "unpaired") loads a preference task (rlsuite.envs.preferences) instead."""
     device = setup_torch(config)
     model, tokenizer = models.load_model(config.model, seed=config.seed)
     model = model.to(device=device, dtype=resolve_dtype(config, device))
     if config.lora_r > 0:
         model = add_lora(model, config)
-    return prepare(config, model, tokenizer, device, needs=needs)
+    return prepare(config, model, tokenizer, device, needs=needs, preferences=preferences)
 
 
-def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prompt", "solution")) -> LMRun:
+def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prompt", "solution"), preferences: str | None = None) -> LMRun:
     """The task's rows and prompt tokens for a loaded model, with the lengths checked."""
+    from rlsuite.envs import preferences as preference_sets
     from rlsuite.envs import text
 
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -60,12 +63,19 @@ def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prom
             f"max_prompt_length ({config.max_prompt_length}) + max_completion_length ({config.max_completion_length}) exceeds "
             f"the model's context of {limit} tokens; lower one of them so a prompt and its completion fit."
         )
-    if config.task.partition(":")[0] == "arithmetic":
-        level = None if ":" in config.task else config.level
-        task = text.load_task(config.task, level=level, train_size=config.train_size, test_size=config.test_size,
-                              seed=config.seed, system_prompt=system_prompt(config, tokenizer), needs=needs)
+    prompt = system_prompt(config, tokenizer)
+    if preferences is not None:
+        load = functools.partial(preference_sets.load_preferences, unpaired=preferences == "unpaired")
+        generated = config.task.partition(":")[0] in preference_sets.BUILTIN_PREFERENCES
+    else:
+        load = functools.partial(text.load_task, needs=needs)
+        generated = config.task.partition(":")[0] == "arithmetic"
+    if generated:
+        level = None if ":" in config.task or not config.task.startswith("arithmetic") else config.level
+        task = load(config.task, level=level, train_size=config.train_size, test_size=config.test_size, seed=config.seed,
+                    system_prompt=prompt)
     else:  # files: the sizes are caps on the rows there are
-        task = text.load_task(config.task, seed=config.seed, system_prompt=system_prompt(config, tokenizer), needs=needs)
+        task = load(config.task, seed=config.seed, system_prompt=prompt)
         task = dataclasses.replace(task, train=task.train[:config.train_size], test=task.test[:config.test_size])
     if config.eval_size > len(task.test):
         raise ConfigError(f"eval_size ({config.eval_size}) exceeds the {len(task.test)} test prompts of {config.task}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -118,4 +119,102 @@ def grpo(
         info["clip_ratio/region"] = ((low | high) * m).sum() / count
         if beta != 0.0:
             info["kl"] = (kl * m).sum() / count
+    return loss, info
+
+
+# --- Preference losses -------------------------------------------------------------------------
+# The DPO family maps (logits, beta, label_smoothing) -> per-pair loss [B], where
+#   logits = h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)),
+# y_w the chosen and y_l the rejected completion. Reduction is the caller's (usually a mean).
+# The definitions are those of TRL's DPOTrainer.dpo_loss.
+
+def dpo_sigmoid(logits: Tensor, beta: float, label_smoothing: float = 0.0) -> Tensor:
+    """DPO (Rafailov et al. 2023, eq. 7): -log sigmoid(beta h). With label_smoothing = eps the
+    conservative DPO of Mitchell (2023): the label is taken to be flipped with probability eps,
+        -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h),
+    which no longer pushes h to infinity: its minimum is at beta h = log((1 - eps) / eps)."""
+    return -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+
+
+def dpo_ipo(logits: Tensor, beta: float, label_smoothing: float = 0.0) -> Tensor:
+    """IPO (Azar et al. 2023, eq. 17, beta playing tau): (h - 1 / (2 beta))^2. A regression to a
+    finite target margin, so h stays bounded even on deterministic preferences. The paper's h uses
+    per-token-averaged log-probs; that is the caller's choice. label_smoothing is unused."""
+    return (logits - 1 / (2 * beta)) ** 2
+
+
+def dpo_hinge(logits: Tensor, beta: float, label_smoothing: float = 0.0) -> Tensor:
+    """SLiC's hinge on the normalized likelihood (Zhao et al. 2023; Liu et al. 2023, RSO):
+    max(0, 1 - beta h). Pairs already separated by a margin of 1 / beta give no gradient.
+    label_smoothing is unused."""
+    return torch.relu(1 - beta * logits)
+
+
+def dpo_robust(logits: Tensor, beta: float, label_smoothing: float = 0.0) -> Tensor:
+    """Robust DPO (Chowdhury et al. 2024, rDPO) for labels flipped with probability eps:
+        [(1 - eps) l(h) - eps l(-h)] / (1 - 2 eps),  l(h) = -log sigmoid(beta h),
+    an unbiased estimate of the clean-label loss. Unlike conservative DPO (dpo_sigmoid with
+    label_smoothing) the flipped term enters with a minus sign; l(-h) = l(h) + beta h reduces it to
+    l(h) - eps beta h / (1 - 2 eps). The estimate blows up as eps -> 1/2, hence eps < 1/2."""
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"dpo_robust needs 0 <= label_smoothing < 0.5, got {label_smoothing}")
+    return (
+        -F.logsigmoid(beta * logits) * (1 - label_smoothing) + F.logsigmoid(-beta * logits) * label_smoothing
+    ) / (1 - 2 * label_smoothing)
+
+
+def bradley_terry(
+    chosen_rewards: Tensor,
+    rejected_rewards: Tensor,
+    margin: Tensor | None = None,
+    center_coefficient: float = 0.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Reward-model loss under the Bradley-Terry model, P(y_w > y_l) = sigmoid(r_w - r_l)
+    (Ouyang et al. 2022, eq. 1; TRL's RewardTrainer):
+        -E[log sigmoid(r_w - r_l - m)] + c E[(r_w + r_l)^2]
+    m: an optional per-pair margin [B] (Llama 2, Touvron et al. 2023: larger for pairs the raters
+    found clearly different). c: reward centering (Eisenstein et al. 2023; TRL's
+    center_rewards_coefficient): the BT likelihood only sees differences, so nothing else pins the
+    rewards' offset; the penalty pulls their mean to 0."""
+    diff = chosen_rewards - rejected_rewards
+    logits = diff if margin is None else diff - margin
+    loss = -F.logsigmoid(logits).mean()
+    if center_coefficient:
+        loss = loss + center_coefficient * ((chosen_rewards + rejected_rewards) ** 2).mean()
+    with torch.no_grad():
+        info = {"accuracy": (diff > 0).to(diff.dtype).mean(), "margin": diff.mean()}
+    return loss, info
+
+
+def kto(
+    chosen_logratios: Tensor,
+    rejected_logratios: Tensor,
+    kl: Tensor | float,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """KTO (Ethayarajh et al. 2024, eq. 7; TRL's kto_loss), with r = log pi(y|x) - log pi_ref(y|x)
+    and z0 = kl the reference point:
+        desirable y:    lambda_D (1 - sigmoid(beta (r - z0)))
+        undesirable y:  lambda_U (1 - sigmoid(beta (z0 - r)))
+    averaged over all examples of the batch. chosen_logratios [N_D] and rejected_logratios [N_U]
+    are unpaired; either may be empty (a batch of only desirable or only undesirable examples).
+    kl is the batch's KL estimate, clamped >= 0 by the caller; it is detached here because the paper
+    uses it only as a reference point (no gradient flows through it)."""
+    if chosen_logratios.numel() == 0 and rejected_logratios.numel() == 0:
+        raise ValueError("kto needs at least one desirable or undesirable example")
+    reference = chosen_logratios if chosen_logratios.numel() else rejected_logratios
+    kl = torch.as_tensor(kl, dtype=reference.dtype, device=reference.device).detach()
+    chosen_losses = desirable_weight * (1 - torch.sigmoid(beta * (chosen_logratios - kl)))
+    rejected_losses = undesirable_weight * (1 - torch.sigmoid(beta * (kl - rejected_logratios)))
+    # one mean over the concatenation, as TRL: each example weighs the same, whichever side it is on
+    loss = torch.cat((chosen_losses, rejected_losses)).mean()
+    info: dict[str, Tensor] = {}
+    with torch.no_grad():
+        # an absent side is left out rather than logged as the NaN mean of nothing
+        if chosen_logratios.numel():
+            info["rewards/chosen"] = beta * chosen_logratios.mean()
+        if rejected_logratios.numel():
+            info["rewards/rejected"] = beta * rejected_logratios.mean()
     return loss, info

@@ -392,6 +392,14 @@ REWARDS: dict[str, Reward] = {
 }
 
 
+MODEL_PREFIX = "model:"
+"""`model:PATH` names a trained reward model (a reward_model run or a saved *ForSequenceClassification)."""
+
+
+def is_known(name: str) -> bool:
+    return name in REWARDS or (name.startswith(MODEL_PREFIX) and len(name) > len(MODEL_PREFIX))
+
+
 def make_reward(name: str, **options: Any) -> Reward:
     """The reward `name` with its options bound, named `name` (TRL logs rewards by `__name__`).
 
@@ -399,8 +407,13 @@ def make_reward(name: str, **options: Any) -> Reward:
     `**kwargs` for the dataset columns, so a misspelt option would otherwise vanish silently,
     and a missing required one (cosine's max_length) would fail only at the first batch.
     """
-    if name not in REWARDS:
-        raise UnknownNameError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}.{suggest(name, REWARDS)}")
+    if name.startswith(MODEL_PREFIX):
+        from rlsuite.lm.scalar import RewardModelFunction
+
+        return RewardModelFunction(name[len(MODEL_PREFIX):], **options)
+    if not is_known(name):
+        raise UnknownNameError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}, or model:PATH for a "
+                               f"trained reward model.{suggest(name, REWARDS)}")
     fn = REWARDS[name]
     params = inspect.signature(fn).parameters
     allowed = {p.name: p for p in params.values() if p.kind is p.KEYWORD_ONLY and p.name != "completion_ids"}

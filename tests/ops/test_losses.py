@@ -263,3 +263,183 @@ def test_grpo_worked_example_pushes_the_better_answers_up():
     a = advantages.tolist()
     assert logp.grad[:, 0].tolist() == pytest.approx([-a[0] / 8, -a[1] / 8, -a[2] / 4, -a[3] / 8], abs=1e-6)
     assert logp.grad[1, 0] < 0 < logp.grad[0, 0]  # descent raises o2's probability and lowers o1's
+
+
+# --- Preference losses -------------------------------------------------------------------------
+# One pair, beta = 0.1, h = (logp_c - ref_c) - (logp_r - ref_r) = (-1 + 1.5) - (-2 + 1.5) = 1, so
+# beta h = 0.1 and, with softplus(x) = log(1 + e^x):
+#   -log sigmoid( 0.1) = softplus(-0.1) = 0.6443966600735709
+#   -log sigmoid(-0.1) = softplus( 0.1) = 0.7443966600735709  (= the line above + 0.1)
+
+from rlsuite.ops.losses import bradley_terry, dpo_hinge, dpo_ipo, dpo_robust, dpo_sigmoid, kto  # noqa: E402
+
+DPO_LOSSES = [dpo_sigmoid, dpo_ipo, dpo_hinge, dpo_robust]
+
+
+def _pair(h=1.0):
+    logp_c = torch.tensor([-1.0], dtype=F64, requires_grad=True)
+    logp_r = torch.tensor([-1.0 - h], dtype=F64, requires_grad=True)
+    ref_c = torch.tensor([-1.5], dtype=F64)
+    ref_r = torch.tensor([-1.5], dtype=F64)
+    return logp_c, logp_r, (logp_c - ref_c) - (logp_r - ref_r)
+
+
+@pytest.mark.parametrize("loss_fn, expected", [
+    (dpo_sigmoid, 0.6443966600735709),  # -log sigmoid(0.1)
+    (dpo_ipo, 16.0),                    # (h - 1 / (2 beta))^2 = (1 - 5)^2
+    (dpo_hinge, 0.9),                   # relu(1 - 0.1 * 1)
+    (dpo_robust, 0.6443966600735709),   # eps = 0: (l(h) + 0) / 1 = DPO
+])
+def test_dpo_losses_hand_values(loss_fn, expected):
+    _, _, h = _pair()
+    assert h.item() == 1.0
+    loss = loss_fn(h, 0.1)
+    assert loss.shape == (1,)
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_dpo_label_smoothing_hand_values():
+    h = torch.tensor([1.0], dtype=F64)
+    # conservative DPO, eps = 0.1: 0.9 * 0.6443966600735709 + 0.1 * 0.7443966600735709
+    #   = 0.5799569940662138 + 0.0744396660073571 = 0.6543966600735709 (= l(h) + eps beta h)
+    assert dpo_sigmoid(h, 0.1, 0.1).item() == pytest.approx(0.6543966600735709, abs=1e-12)
+    # rDPO, eps = 0.1: (0.9 * 0.6443966600735709 - 0.1 * 0.7443966600735709) / 0.8
+    #   = (0.5799569940662138 - 0.0744396660073571) / 0.8 = 0.5055173280588567 / 0.8 = 0.6318966600735709
+    #   (= l(h) - eps beta h / (1 - 2 eps) = 0.6443966600735709 - 0.0125)
+    assert dpo_robust(h, 0.1, 0.1).item() == pytest.approx(0.6318966600735709, abs=1e-12)
+    # ipo and hinge ignore label_smoothing
+    assert dpo_ipo(h, 0.1, 0.3).item() == 16.0 and dpo_hinge(h, 0.1, 0.3).item() == pytest.approx(0.9)
+
+
+def test_dpo_robust_rejects_label_smoothing_of_one_half_or_more():
+    h = torch.tensor([1.0])
+    for eps in (0.5, 0.7, -0.1):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            dpo_robust(h, 0.1, eps)
+
+
+def test_dpo_sigmoid_swapped_pair_costs_more():
+    # h = -1 (the rejected completion is the more likely one): -log sigmoid(-0.1) = 0.7443966600735709
+    _, _, h = _pair(h=-1.0)
+    assert h.item() == -1.0
+    assert dpo_sigmoid(h, 0.1).item() == pytest.approx(0.7443966600735709, abs=1e-12)
+    assert dpo_sigmoid(h, 0.1).item() > dpo_sigmoid(-h, 0.1).item()
+
+
+@pytest.mark.parametrize("loss_fn", DPO_LOSSES)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_dpo_gradient_raises_chosen_and_lowers_rejected(loss_fn, label_smoothing):
+    logp_c, logp_r, h = _pair()
+    loss_fn(h, 0.1, label_smoothing).sum().backward()
+    # descent moves logp_c up and logp_r down
+    assert logp_c.grad.item() < 0 < logp_r.grad.item()
+    assert logp_c.grad.item() == -logp_r.grad.item()  # the loss only sees h = logp_c - logp_r + const
+
+
+def test_dpo_sigmoid_gradient_hand_value():
+    logp_c, logp_r, h = _pair()
+    dpo_sigmoid(h, 0.1).sum().backward()
+    # d/dh -log sigmoid(beta h) = -beta sigmoid(-beta h) = -0.1 * 0.47502081252106 = -0.047502081252106
+    assert logp_c.grad.item() == pytest.approx(-0.047502081252106, abs=1e-12)
+
+
+# Bradley-Terry: r_c = [1, 0.5, -0.2], r_r = [0, 1, -0.7] -> d = r_c - r_r = [1, -0.5, 0.5]
+#   -log sigmoid(d) = softplus(-d) = [0.31326168751822286, 0.9740769841801067, 0.4740769841801067]
+#   mean = 1.7613956596784363 / 3 = 0.5871385519594787
+# accuracy: d > 0 for pairs 0 and 2 -> 2/3 ; margin: mean d = 1/3
+def _rewards():
+    chosen = torch.tensor([1.0, 0.5, -0.2], dtype=F64, requires_grad=True)
+    rejected = torch.tensor([0.0, 1.0, -0.7], dtype=F64, requires_grad=True)
+    return chosen, rejected
+
+
+def test_bradley_terry_hand_value_and_info():
+    chosen, rejected = _rewards()
+    loss, info = bradley_terry(chosen, rejected)
+    assert loss.item() == pytest.approx(0.5871385519594787, abs=1e-12)
+    assert info["accuracy"].item() == pytest.approx(2 / 3, abs=1e-12)
+    assert info["margin"].item() == pytest.approx(1 / 3, abs=1e-12)
+    assert not info["accuracy"].requires_grad and not info["margin"].requires_grad
+
+
+def test_bradley_terry_gradient_hand_value_and_signs():
+    chosen, rejected = _rewards()
+    bradley_terry(chosen, rejected)[0].backward()
+    # d/dr_c softplus(-d) / 3 = -sigmoid(-d) / 3 = [-0.2689414/3, -0.6224593/3, -0.3775407/3]
+    expected = [-0.08964714045666504, -0.20748644373395153, -0.1258468895993818]
+    assert chosen.grad.tolist() == pytest.approx(expected, abs=1e-12)
+    assert rejected.grad.tolist() == pytest.approx([-g for g in expected], abs=1e-12)
+    assert (chosen.grad < 0).all() and (rejected.grad > 0).all()
+
+
+def test_bradley_terry_margin_hand_value():
+    chosen, rejected = _rewards()
+    # d - m = [1 - 0.5, -0.5 - 0, 0.5 - 0.5] = [0.5, -0.5, 0]
+    #   softplus(-(d - m)) = [0.4740769841801067, 0.9740769841801067, log 2 = 0.6931471805599453]
+    #   mean = 2.1413011489201587 / 3 = 0.7137670496400529
+    loss, info = bradley_terry(chosen, rejected, margin=torch.tensor([0.5, 0.0, 0.5], dtype=F64))
+    assert loss.item() == pytest.approx(0.7137670496400529, abs=1e-12)
+    assert info["margin"].item() == pytest.approx(1 / 3, abs=1e-12)  # the reward gap, not the margin
+
+
+def test_bradley_terry_centering_hand_value():
+    chosen, rejected = _rewards()
+    # r_c + r_r = [1 + 0, 0.5 + 1, -0.2 - 0.7] = [1, 1.5, -0.9]
+    #   squares [1, 2.25, 0.81], mean 4.06 / 3 = 1.3533333; times c = 0.01 -> 0.013533333
+    loss, _ = bradley_terry(chosen, rejected, center_coefficient=0.01)
+    assert loss.item() == pytest.approx(0.5871385519594787 + 0.013533333333333333, abs=1e-12)
+    # margin and centering together: 0.7137670496400529 + 0.013533333333333333
+    loss, _ = bradley_terry(chosen, rejected, torch.tensor([0.5, 0.0, 0.5], dtype=F64), 0.01)
+    assert loss.item() == pytest.approx(0.7273003829733862, abs=1e-12)
+
+
+# KTO, beta = 0.1, z0 = kl = 0.5, lambda_D = 1.0, lambda_U = 1.33:
+#   desirable r = 1.5:   1 - sigmoid(0.1 * (1.5 - 0.5))  = 1 - sigmoid(0.1)  = 0.47502081252106
+#   desirable r = -0.5:  1 - sigmoid(0.1 * (-0.5 - 0.5)) = 1 - sigmoid(-0.1) = 0.52497918747894
+#   undesirable r = 2.5: 1.33 * (1 - sigmoid(0.1 * (0.5 - 2.5))) = 1.33 * (1 - sigmoid(-0.2))
+#                        = 1.33 * 0.5498339973124778 = 0.7312792164255956
+#   loss = (0.47502081252106 + 0.52497918747894 + 0.7312792164255956) / 3 = 1.7312792164255956 / 3
+#        = 0.5770930721418652
+def _kto_batch():
+    chosen = torch.tensor([1.5, -0.5], dtype=F64, requires_grad=True)
+    rejected = torch.tensor([2.5], dtype=F64, requires_grad=True)
+    return chosen, rejected
+
+
+def test_kto_hand_value_and_info():
+    chosen, rejected = _kto_batch()
+    loss, info = kto(chosen, rejected, torch.tensor(0.5, dtype=F64), 0.1, 1.0, 1.33)
+    assert loss.item() == pytest.approx(0.5770930721418652, abs=1e-12)
+    assert info["rewards/chosen"].item() == pytest.approx(0.05, abs=1e-12)  # 0.1 * mean(1.5, -0.5)
+    assert info["rewards/rejected"].item() == pytest.approx(0.25, abs=1e-12)  # 0.1 * 2.5
+    assert not any(v.requires_grad for v in info.values())
+    # a float reference point works the same
+    assert kto(chosen, rejected, 0.5, 0.1, 1.0, 1.33)[0].item() == pytest.approx(0.5770930721418652, abs=1e-12)
+
+
+def test_kto_gradient_signs_and_detached_kl():
+    chosen, rejected = _kto_batch()
+    kl = torch.tensor(0.5, dtype=F64, requires_grad=True)
+    loss, _ = kto(chosen, rejected, kl, 0.1, 1.0, 1.33)
+    loss.backward()
+    # raise desirable log-ratios, lower undesirable ones; z0 is a constant reference point
+    assert (chosen.grad < 0).all() and (rejected.grad > 0).all()
+    assert kl.grad is None
+    # d/dr of (1 - sigmoid(0.1 (r - 0.5))) / 3 = -0.1 s (1 - s) / 3, s = sigmoid(0.1): -0.1 * 0.2493760 / 3
+    assert chosen.grad[0].item() == pytest.approx(-0.1 * 0.52497918747894 * 0.47502081252106 / 3, abs=1e-12)
+
+
+def test_kto_single_sided_batches_are_finite():
+    chosen, rejected = _kto_batch()
+    empty = torch.zeros(0, dtype=F64)
+    loss, info = kto(chosen, empty, 0.5, 0.1, 1.0, 1.33)
+    # (0.47502081252106 + 0.52497918747894) / 2 = 0.5
+    assert loss.item() == pytest.approx(0.5, abs=1e-12)
+    assert set(info) == {"rewards/chosen"}
+    loss, info = kto(empty, rejected, 0.5, 0.1, 1.0, 1.33)
+    assert loss.item() == pytest.approx(0.7312792164255956, abs=1e-12)
+    assert set(info) == {"rewards/rejected"}
+    loss.backward()
+    assert torch.isfinite(rejected.grad).all()
+    with pytest.raises(ValueError):
+        kto(empty, empty, 0.5, 0.1)

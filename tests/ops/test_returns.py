@@ -372,3 +372,153 @@ def test_group_advantages_reject_a_partial_group():
 
     with pytest.raises(ValueError, match="multiple of group_size"):
         group_advantages(torch.zeros(5), 2)
+
+
+# --- Token-level RLHF: masked_whiten, rlhf_token_rewards, token_gae ---------------------------
+
+from rlsuite.ops.returns import masked_whiten, rlhf_token_rewards, token_gae  # noqa: E402
+
+# 2 x 3 batch, real entries 1, 2, 3 (row 0) and 4 (row 1, then padding):
+#   mean 2.5, unbiased var = (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3, std = 1.2909944487358056
+#   whitened = (x - 2.5) / std = [-1.161895003862225, -0.3872983346207417, 0.3872983346207417, 1.161895003862225]
+WHITEN_MASK = t([[1, 1, 1], [1, 0, 0]], torch.long)
+WHITENED = [-1.161895003862225, -0.3872983346207417, 0.3872983346207417, 1.161895003862225]
+
+
+def test_masked_whiten_hand_values():
+    values = t([[1.0, 2.0, 3.0], [4.0, 99.0, -7.0]])
+    out = masked_whiten(values, WHITEN_MASK, eps=0.0)
+    close(out[WHITEN_MASK.bool()], WHITENED)
+    # the default eps = 1e-8 moves them by ~ 1e-8 / (2 var) relative: invisible at 1e-8
+    close(masked_whiten(values, WHITEN_MASK)[WHITEN_MASK.bool()], WHITENED, atol=1e-8)
+    # a plain whitening over all six entries would differ: the padding must not count
+    assert not torch.allclose(out[WHITEN_MASK.bool()], normalize(values, eps=0.0)[WHITEN_MASK.bool()])
+
+
+def test_masked_whiten_without_the_shift_adds_the_mean_back():
+    values = t([[1.0, 2.0, 3.0], [4.0, 99.0, -7.0]])
+    out = masked_whiten(values, WHITEN_MASK, shift_mean=False, eps=0.0)
+    # WHITENED + 2.5
+    close(out[WHITEN_MASK.bool()], [1.338104996137775, 2.1127016653792583, 2.8872983346207417, 3.661895003862225])
+
+
+@pytest.mark.parametrize("pad", [0.0, -1e6, 1e30, float("inf"), float("nan")])
+def test_masked_whiten_ignores_padding(pad):
+    base = masked_whiten(t([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]]), WHITEN_MASK, eps=0.0)
+    values = t([[1.0, 2.0, 3.0], [4.0, pad, pad]], F64).requires_grad_()
+    out = masked_whiten(values, WHITEN_MASK.bool(), eps=0.0)
+    assert torch.equal(out[WHITEN_MASK.bool()], base[WHITEN_MASK.bool()])
+    if pad == pad and abs(pad) < float("inf"):
+        # (non-finite padding stays non-finite in the output, so there it is the caller's to drop)
+        (out * WHITEN_MASK).sum().backward()
+        assert values.grad[1, 1:].tolist() == [0.0, 0.0]
+        assert torch.isfinite(values.grad).all()
+
+
+def test_masked_whiten_single_real_entry():
+    # var is taken as 0 instead of 0 / 0: the entry becomes 0 (its own mean), or stays 5 unshifted
+    values, mask = t([[5.0, 7.0]]), t([[1.0, 0.0]])
+    assert masked_whiten(values, mask)[0, 0].item() == 0.0
+    assert masked_whiten(values, mask, shift_mean=False)[0, 0].item() == 5.0
+
+
+# Rewards: kl_coef = 0.1, scores [2, -1, 5], T = 4.
+#   row 0 ends with its EOS at t=1, padding after (logp there: TRL's placeholder 1.0, and a NaN)
+#   row 1 is cut at the length limit: its last token is t=3
+#   row 2 is empty (no generated token): no score anywhere
+# k1 = logp - ref:  row 0: [-1 + 1.5, -2 + 1] = [0.5, -1]   row 1: [0, 0.5, -0.5, 0.2]
+# rewards = -0.1 k1 (+ score at the last token):
+#   row 0: [-0.05, 0.1 + 2 = 2.1, 0, 0]   row 1: [0, -0.05, 0.05, -0.02 - 1 = -1.02]   row 2: 0
+def _rlhf_batch():
+    nan = float("nan")
+    scores = t([2.0, -1.0, 5.0])
+    logp = t([[-1.0, -2.0, 1.0, nan], [-0.5, -0.5, -0.5, -0.5], [1.0, 1.0, 1.0, 1.0]])
+    ref = t([[-1.5, -1.0, 0.3, 0.2], [-0.5, -1.0, 0.0, -0.7], [-3.0, -3.0, -3.0, -3.0]])
+    mask = t([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], torch.long)
+    return scores, logp, ref, mask
+
+
+def test_rlhf_token_rewards_k1_hand_values():
+    scores, logp, ref, mask = _rlhf_batch()
+    rewards, kl = rlhf_token_rewards(scores, logp, ref, mask, kl_coef=0.1)
+    close(kl, [[0.5, -1.0, 0.0, 0.0], [0.0, 0.5, -0.5, 0.2], [0.0, 0.0, 0.0, 0.0]])
+    close(rewards, [[-0.05, 2.1, 0.0, 0.0], [0.0, -0.05, 0.05, -1.02], [0.0, 0.0, 0.0, 0.0]])
+
+
+def test_rlhf_token_rewards_score_sits_on_the_last_generated_token_only():
+    scores, logp, ref, mask = _rlhf_batch()
+    rewards, kl = rlhf_token_rewards(scores, logp, ref, mask, kl_coef=0.1)
+    placed = rewards + 0.1 * kl  # what is left besides the KL penalty
+    close(placed, [[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]])
+    # kl_coef = 0: the rewards are the scores alone; the empty row's 5.0 is dropped
+    rewards, _ = rlhf_token_rewards(scores, logp, ref, mask.bool(), kl_coef=0.0)
+    close(rewards, [[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]])
+
+
+def test_rlhf_token_rewards_k3_hand_values():
+    scores, logp, ref, mask = _rlhf_batch()
+    rewards, kl = rlhf_token_rewards(scores, logp, ref, mask.float(), kl_coef=0.1, estimator="k3")
+    # k3 = (e^x - 1) - x with x = ref - logp:
+    #   row 0: x = [-0.5, 1]         -> [e^-0.5 - 0.5 = 0.10653065971263342, e - 2 = 0.7182818284590451]
+    #   row 1: x = [0, -0.5, 0.5, -0.2] -> [0, 0.10653065971263342, e^0.5 - 1.5 = 0.1487212707001282,
+    #                                        e^-0.2 - 0.8 = 0.01873075307798186]
+    close(kl, [[0.10653065971263342, 0.7182818284590451, 0.0, 0.0],
+               [0.0, 0.10653065971263342, 0.1487212707001282, 0.01873075307798186],
+               [0.0, 0.0, 0.0, 0.0]])
+    # rewards: row 0: [-0.010653065971263342, 2 - 0.07182818284590451 = 1.9281718171540956, 0, 0]
+    #          row 1: [0, -0.010653065971263342, -0.01487212707001282, -1 - 0.001873075307798186]
+    close(rewards, [[-0.010653065971263342, 1.9281718171540956, 0.0, 0.0],
+                    [0.0, -0.010653065971263342, -0.01487212707001282, -1.0018730753077982],
+                    [0.0, 0.0, 0.0, 0.0]])
+    assert (kl >= 0).all()
+    with pytest.raises(ValueError, match="estimator"):
+        rlhf_token_rewards(scores, logp, ref, mask, 0.1, estimator="k2")
+
+
+# token_gae: one completion of 3 tokens, gamma = 1, lam = 0.95; the last token is terminal.
+#   rewards [0.1, -0.2, 1.0], values [0.5, 0.4, 0.8]
+#   delta_2 = 1.0  + 0 (end)    - 0.8 = 0.2
+#   delta_1 = -0.2 + 1 * 0.8    - 0.4 = 0.2
+#   delta_0 = 0.1  + 1 * 0.4    - 0.5 = 0.0
+#   A_2 = 0.2 ; A_1 = 0.2 + 0.95 * 0.2 = 0.39 ; A_0 = 0.0 + 0.95 * 0.39 = 0.3705
+#   returns = A + V = [0.8705, 0.79, 1.0]
+TOKEN_REWARDS, TOKEN_VALUES = [0.1, -0.2, 1.0], [0.5, 0.4, 0.8]
+
+
+def test_token_gae_hand_computed():
+    adv, ret = token_gae(t([TOKEN_REWARDS]), t([TOKEN_VALUES]), t([[1, 1, 1]]), gamma=1.0, lam=0.95)
+    close(adv, [[0.3705, 0.39, 0.2]])
+    close(ret, [[0.8705, 0.79, 1.0]])
+
+
+def test_token_gae_padded_row_equals_its_unpadded_computation():
+    alone, alone_ret = token_gae(t([TOKEN_REWARDS]), t([TOKEN_VALUES]), t([[1, 1, 1]]), gamma=1.0, lam=0.95)
+    rewards = t([[0.3, 0.0, -0.1, 0.2, 0.5], TOKEN_REWARDS + [0.0, 0.0]])
+    values = t([[0.1, 0.2, 0.3, 0.4, 0.5], TOKEN_VALUES + [0.0, 0.0]])
+    mask = t([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], torch.long)
+    adv, ret = token_gae(rewards, values, mask, gamma=1.0, lam=0.95)
+    assert torch.equal(adv[1, :3], alone[0]) and torch.equal(ret[1, :3], alone_ret[0])
+    assert adv[1, 3:].tolist() == [0.0, 0.0] and ret[1, 3:].tolist() == [0.0, 0.0]
+    # row 0 too is what it is alone
+    alone0, _ = token_gae(rewards[:1], values[:1], mask[:1], gamma=1.0, lam=0.95)
+    assert torch.equal(adv[0], alone0[0])
+
+
+@pytest.mark.parametrize("pad", [1e30, -1e30, float("inf"), float("nan")])
+def test_token_gae_ignores_padded_values_and_rewards(pad):
+    mask = t([[1, 1, 1, 0, 0]], torch.long)
+    base, base_ret = token_gae(t([TOKEN_REWARDS + [0.0, 0.0]]), t([TOKEN_VALUES + [0.0, 0.0]]), mask, 1.0, 0.95)
+    adv, ret = token_gae(t([TOKEN_REWARDS + [pad, pad]]), t([TOKEN_VALUES + [pad, pad]]), mask, 1.0, 0.95)
+    assert torch.equal(adv, base) and torch.equal(ret, base_ret)
+    close(adv, [[0.3705, 0.39, 0.2, 0.0, 0.0]])
+
+
+def test_token_gae_ends_the_episode_at_the_last_token_of_a_cut_completion():
+    # gamma = lam = 1: A_t = (sum of rewards from t to the end) - V_t, nothing bootstrapped after the
+    # last token even though the completion was cut (mask all ones): returns = [1, 1, 1, 1]
+    rewards, values = t([[0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]]), t([[0.2, 0.4, 0.6, 0.8], [0.5, 0.5, 9.0, 9.0]])
+    mask = t([[1, 1, 1, 1], [1, 1, 0, 0]])
+    adv, ret = token_gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    # row 1 ends at t=1: G = [1, 1], A = G - V = [0.5, 0.5]; V = 9 on the padding is never read
+    close(ret, [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+    close(adv, [[0.8, 0.6, 0.4, 0.2], [0.5, 0.5, 0.0, 0.0]])

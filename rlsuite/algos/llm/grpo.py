@@ -96,8 +96,8 @@ class GRPOConfig(LMConfig):
         check(self.epsilon_high is None or self.epsilon_high > 0, f"epsilon_high must be > 0, got {self.epsilon_high}.")
         check(self.beta >= 0, f"beta must be >= 0, got {self.beta}.")
         check(len(self.rewards) >= 1, "give at least one reward function (--rewards accuracy format).")
-        unknown = [r for r in self.rewards if r not in rewards.REWARDS]
-        check(not unknown, f"unknown reward function(s) {', '.join(unknown)}; choose from {', '.join(rewards.REWARDS)}.")
+        unknown = [r for r in self.rewards if not rewards.is_known(r)]
+        check(not unknown, f"unknown reward function(s) {', '.join(unknown)}; choose from {', '.join(rewards.REWARDS)} or model:PATH.")
         check(len(self.reward_weights) == len(self.rewards),
               f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one weight each.")
         check(self.max_resample_rounds >= 0, f"max_resample_rounds must be >= 0, got {self.max_resample_rounds}.")
@@ -138,8 +138,9 @@ def reward_functions(config: GRPOConfig, run: LMRun) -> dict[str, Any]:
         "tag_count": dict(think_prefilled=run.think_prefilled),
         "cosine": dict(max_length=config.max_completion_length),
         "overlong": dict(max_length=config.max_completion_length, cache_length=max(1, config.max_completion_length // 4)),
+        "model": dict(device=run.device),  # model:PATH, a trained reward model
     }
-    return {name: rewards.make_reward(name, **options.get(name, {})) for name in config.rewards}
+    return {name: rewards.make_reward(name, **options.get(name.split(":")[0], {})) for name in config.rewards}
 
 
 def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: PromptOrder):

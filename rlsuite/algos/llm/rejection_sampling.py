@@ -1,0 +1,145 @@
+"""Rejection sampling: best-of-n completions kept as a new SFT dataset. DeepSeek-R1 (arXiv:2501.12948,
+sec. 2.3.3) does this after reasoning RL: sample several answers per prompt from the RL
+checkpoint, keep only the correct ones, and fine-tune on them; Llama 2 keeps the reward model's
+best of n. Here each prompt gets `num_samples` completions, scored by reward functions or a reward
+model (`--rewards model:RUN`); its best `keep_per_prompt` distinct completions scoring at least
+`min_score` become rows of `dataset.jsonl` in the run's model/ folder, with the prompt, the
+completion, the score and the task's own columns, ready for `rlsuite train sft --task RUN/model/dataset.jsonl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from rlsuite.core.config import Budget
+from rlsuite.core.loop import Figure, Loop
+from rlsuite.core.run import Run
+from rlsuite.core.spec import ActsOn, AlgorithmSpec
+from rlsuite.errors import check
+from rlsuite.lm import runtime
+from rlsuite.lm.config import LMConfig
+from rlsuite.lm.generation import make_generator
+from rlsuite.lm.runtime import PromptOrder
+from rlsuite.ops import rewards
+
+DATASET = "dataset.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class RejectionSamplingConfig(LMConfig):
+    total_steps: int = 2000
+    """Prompts to sample for (the budget counts prompts, not optimizer steps)."""
+    num_samples: int = 8
+    """n: completions sampled per prompt."""
+    batch_size: int = 32
+    """Prompts per generation batch."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    rewards: tuple[str, ...] = ("accuracy", "format")
+    """Scorers (rlsuite.ops.rewards.REWARDS, or model:PATH for a trained reward model), summed with reward_weights."""
+    reward_weights: tuple[float, ...] = (1.0, 0.1)
+    min_score: float = 1.0
+    """Keep a completion only when it scores at least this (accuracy + 0.1 format: 1.0 keeps the correct ones)."""
+    keep_per_prompt: int = 1
+    """The best this many distinct accepted completions of each prompt are kept."""
+    generator: str = "auto"
+    eval_every: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.num_samples >= 1 and self.batch_size >= 1 and self.keep_per_prompt >= 1,
+              "num_samples, batch_size and keep_per_prompt must be >= 1.")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}.")
+        check(len(self.reward_weights) == len(self.rewards), "give one reward weight per reward function.")
+        unknown = [r for r in self.rewards if not rewards.is_known(r)]
+        check(not unknown, f"unknown reward function(s) {', '.join(unknown)}; choose from {', '.join(rewards.REWARDS)} or model:PATH.")
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.total_steps, "prompts")
+
+
+class RejectionSamplingState(NamedTuple):
+    order: PromptOrder
+    accepted: tuple[dict, ...] = ()
+    sampled: int = 0
+
+
+def select(texts: list[str], scores: np.ndarray, min_score: float, keep: int) -> list[int]:
+    """Indices of the best `keep` distinct completions scoring >= min_score, best first (ties: first sampled)."""
+    chosen, seen = [], set()
+    for i in sorted(range(len(texts)), key=lambda i: -scores[i]):
+        if scores[i] >= min_score and texts[i] not in seen and texts[i].strip():
+            chosen.append(i)
+            seen.add(texts[i])
+        if len(chosen) == keep:
+            break
+    return chosen
+
+
+def write_dataset(rows: tuple[dict, ...], directory: Path) -> None:
+    with (Path(directory) / DATASET).open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def train(config: RejectionSamplingConfig, run_dir=None, **options) -> Run:
+    run = runtime.setup(config, needs=("prompt",))
+    generator = make_generator(config.generator, run.model, run.tokenizer, run.device, seed=config.seed)
+    scorers = {n: rewards.make_reward(n, **({"device": run.device} if n.startswith("model:") else {})) for n in config.rewards}
+    weights = dict(zip(config.rewards, config.reward_weights))
+    state_box = [RejectionSamplingState(PromptOrder())]
+    with Loop("rejection_sampling", config, run_dir, budget=config.budget, schedule=config.schedule,
+              export=lambda directory: write_dataset(state_box[0].accepted, directory),
+              figures={"curve.png": Figure(("acceptance_rate",))}, **options) as loop:
+        state = state_box[0] = loop.start(lambda: state_box[0])
+        run.model.eval()
+        while loop.running():
+            n = min(config.batch_size, loop.budget.total - loop.step)
+            indices, order = state.order.take(n, len(run.train_prompts), config.seed)
+            rows = [run.task.train[i] for i in indices]
+            out = generator.generate([run.train_prompts[i] for i in indices], num_generations=config.num_samples,
+                                     max_new_tokens=config.max_completion_length, temperature=config.temperature, top_p=config.top_p)
+            texts = runtime.completions_text(run.tokenizer, out.ids, out.mask)
+            cols = runtime.columns(rows, run.task.reward_columns, config.num_samples)
+            cols["prompts"] = [row["prompt"] for row in rows for _ in range(config.num_samples)]
+            totals, _ = rewards.score(scorers, weights, runtime.as_conversation(texts), **cols)
+            totals = np.asarray(totals, dtype=np.float64).reshape(len(rows), config.num_samples)
+            accepted = []
+            for r, row in enumerate(rows):
+                group = texts[r * config.num_samples:(r + 1) * config.num_samples]
+                for i in select(group, totals[r], config.min_score, config.keep_per_prompt):
+                    kept = {k: v for k, v in row.items() if k != "completion" and _jsonable(v)}
+                    accepted.append({**kept, "completion": group[i], "score": float(totals[r, i])})
+            state = state_box[0] = RejectionSamplingState(order, state.accepted + tuple(accepted), state.sampled + len(rows))
+            loop.record(len(rows), {"acceptance_rate": sum(bool(select(texts[r * config.num_samples:(r + 1) * config.num_samples],
+                                                                         totals[r], config.min_score, 1)) for r in range(len(rows))) / len(rows),
+                                    "mean_score": float(totals.mean()), "best_score": float(totals.max(1).mean()),
+                                    "accepted_rows": float(len(state.accepted))}, state=state)
+        return loop.finish()
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+        return not (isinstance(value, float) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+SPEC = AlgorithmSpec(
+    name="rejection_sampling",
+    family="llm",
+    summary="best-of-n sampling scored by reward functions or a reward model, written out as an SFT dataset (model/dataset.jsonl)",
+    config=RejectionSamplingConfig,
+    train=train,
+    acts_on=ActsOn("text"),
+    no_policy_reason="a rejection-sampling run has no policy: it writes a dataset, model/dataset.jsonl, for `rlsuite train sft --task RUN/model/dataset.jsonl`",
+)
+preset = SPEC.preset

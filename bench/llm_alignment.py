@@ -33,7 +33,7 @@ sys.path.insert(1, str(BENCH.parent))
 from results import append_section  # noqa: E402
 
 TEST = dict(task="arithmetic", level="mixed", test_size=500, eval_size=500)
-RM = dict(total_steps=1500, learning_rate=1e-4, batch_size=32, eval_every=300)
+RM = dict(total_steps=3000, learning_rate=1e-4, batch_size=32, eval_every=500)
 DPO = dict(total_steps=600, eval_every=200)
 PPO = dict(total_steps=120, batch_size=64, minibatches=2, ppo_epochs=1, kl_coef=0.05, eval_every=0)
 KL_BOUND = 5.0

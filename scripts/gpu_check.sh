@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The language-model GPU check (issue 7), for a machine with a CUDA GPU: SFT and GRPO for a few
+# The language-model GPU check (issues 7 and 8), for a machine with a CUDA GPU: SFT, GRPO and the preference and RLHF algorithms for a few
 # steps with --device cuda (bfloat16 where supported), step times printed, then the vLLM
 # generation path if vLLM installs. Writes everything under ${OUT:-gpu-check}/. Nothing here
 # runs in CI; no code path requires a GPU.
@@ -31,6 +31,14 @@ run sft-cuda-bf16 sft --task arithmetic --total-steps 50 --eval-every 25 --devic
 run grpo-cuda-bf16 grpo --task arithmetic --total-steps 20 --eval-every 10 --device cuda --dtype auto
 run grpo-cuda-fp32 grpo --task arithmetic --total-steps 20 --eval-every 10 --device cuda --dtype float32
 run grpo-cuda-lora grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --lora-r 8 --beta 0.04
+# Issue 8's algorithms: every model (policy, reference, value, reward, teacher) on the GPU.
+run rm-cuda-bf16 reward_model --task arithmetic --total-steps 20 --eval-every 0 --eval-size 64 --device cuda
+run dpo-cuda-bf16 dpo --task arithmetic --total-steps 20 --eval-every 0 --eval-size 64 --device cuda
+run dpo-cuda-lora dpo --task arithmetic --total-steps 10 --eval-every 0 --eval-size 64 --device cuda --lora-r 8
+run kto-cuda-bf16 kto --task arithmetic --total-steps 10 --eval-every 0 --eval-size 64 --device cuda
+run ppo-rlhf-cuda ppo_rlhf --task arithmetic --reward-model "$OUT/rm-cuda-bf16" --total-steps 8 --eval-every 0 --eval-size 64 --device cuda
+run rejection-cuda rejection_sampling --task arithmetic --total-steps 64 --device cuda
+run distill-cuda distill --task arithmetic --total-steps 20 --eval-every 0 --eval-size 64 --device cuda
 if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then
     run grpo-vllm grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --generator vllm
 else

@@ -137,6 +137,15 @@ class _quiet_transformers:
         logging.set_verbosity(self.level)
 
 
+def reward_function(name: str, *, device="cpu", **options):
+    """rewards.make_reward(name, **options), or for `model:PATH` a RewardModelFunction on `device`."""
+    from rlsuite.ops import rewards
+
+    if name.startswith(rewards.MODEL_PREFIX):
+        return RewardModelFunction(name[len(rewards.MODEL_PREFIX):], device=device, **options)
+    return rewards.make_reward(name, **options)
+
+
 class RewardModelFunction:
     """A saved reward model as a reward function with TRL's signature, so GRPO, PPO-RLHF and
     rejection sampling take it beside the rule-based ones (`--rewards model:RUN`):

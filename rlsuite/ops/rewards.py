@@ -393,7 +393,8 @@ REWARDS: dict[str, Reward] = {
 
 
 MODEL_PREFIX = "model:"
-"""`model:PATH` names a trained reward model (a reward_model run or a saved *ForSequenceClassification)."""
+"""`model:PATH` names a trained reward model (a reward_model run or a saved *ForSequenceClassification);
+rlsuite.lm.scalar.reward_function builds it, and the rest through make_reward."""
 
 
 def is_known(name: str) -> bool:
@@ -407,11 +408,7 @@ def make_reward(name: str, **options: Any) -> Reward:
     `**kwargs` for the dataset columns, so a misspelt option would otherwise vanish silently,
     and a missing required one (cosine's max_length) would fail only at the first batch.
     """
-    if name.startswith(MODEL_PREFIX):
-        from rlsuite.lm.scalar import RewardModelFunction
-
-        return RewardModelFunction(name[len(MODEL_PREFIX):], **options)
-    if not is_known(name):
+    if name not in REWARDS:
         raise UnknownNameError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}, or model:PATH for a "
                                f"trained reward model.{suggest(name, REWARDS)}")
     fn = REWARDS[name]

@@ -31,8 +31,9 @@ def test_every_spec_is_complete_and_its_presets_are_valid_configs(name):
     assert spec.config.__dataclass_params__.frozen
     fields = {f.name for f in dataclasses.fields(spec.config)}
     assert spec.budget_field in fields
+    key = "task" if "task" in fields else "env"  # language-model presets are keyed by task
     for env in spec.presets:
-        assert spec.preset(env).env == env
+        assert getattr(spec.preset(env), key) == env
     assert (spec.load is None) == bool(spec.no_policy_reason)
     assert spec.resumable or "rlsuite resume" not in spec.not_resumable_reason
 

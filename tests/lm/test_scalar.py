@@ -161,7 +161,7 @@ def test_reward_model_function_scores_like_sequence_scores(scored, saved):
 
 
 def test_make_reward_model_prefix_returns_the_reward_model(saved):
-    fn = rewards.make_reward("model:" + str(saved))
+    fn = scalar.reward_function("model:" + str(saved))
     assert isinstance(fn, scalar.RewardModelFunction) and fn.__name__ == "reward_model"
     assert rewards.is_known("model:" + str(saved)) and not rewards.is_known("model:")
     assert isinstance(fn.score("q", "a"), float)

@@ -26,7 +26,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import models, runtime
+from rlsuite.lm import models, runtime, scalar
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.generation import make_generator, pad_left
 from rlsuite.lm.runtime import LMRun, PromptOrder
@@ -138,9 +138,8 @@ def reward_functions(config: GRPOConfig, run: LMRun) -> dict[str, Any]:
         "tag_count": dict(think_prefilled=run.think_prefilled),
         "cosine": dict(max_length=config.max_completion_length),
         "overlong": dict(max_length=config.max_completion_length, cache_length=max(1, config.max_completion_length // 4)),
-        "model": dict(device=run.device),  # model:PATH, a trained reward model
     }
-    return {name: rewards.make_reward(name, **options.get(name.split(":")[0], {})) for name in config.rewards}
+    return {name: scalar.reward_function(name, device=run.device, **options.get(name, {})) for name in config.rewards}
 
 
 def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: PromptOrder):

@@ -126,7 +126,7 @@ def train(config: KTOConfig, run_dir=None, **options) -> Run:
         model.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(train_rows), config.seed)
-            metrics = kto_step(config, model, reference, optimizer, [train_rows[i] for i in indices], train_labels[indices],
+            metrics = kto_step(config, model, reference, optimizer, [train_rows[i] for i in indices], train_labels[indices].to(run.device),
                                pad, run.device)
             state = KTOState(order)
             loop.record(1, metrics, state=state)

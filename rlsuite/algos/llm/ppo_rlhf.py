@@ -171,7 +171,7 @@ def train(config: PPORLHFConfig, run_dir=None, **options) -> Run:
     reference = models.frozen_reference(policy)  # built before the Loop restores a checkpoint: the starting weights
     reward_model = reward_model_for(config, run)
     value_model = value_model_for(config, run)
-    reward_fns = {} if reward_model is not None else {n: rewards.make_reward(n, **({"device": run.device} if n.startswith("model:") else {}))
+    reward_fns = {} if reward_model is not None else {n: scalar.reward_function(n, device=run.device)
                                                       for n in config.rewards}
     parameters = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0, eps=1e-5)

@@ -22,7 +22,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import runtime
+from rlsuite.lm import runtime, scalar
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.generation import make_generator
 from rlsuite.lm.runtime import PromptOrder
@@ -92,7 +92,7 @@ def write_dataset(rows: tuple[dict, ...], directory: Path) -> None:
 def train(config: RejectionSamplingConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, needs=("prompt",))
     generator = make_generator(config.generator, run.model, run.tokenizer, run.device, seed=config.seed)
-    scorers = {n: rewards.make_reward(n, **({"device": run.device} if n.startswith("model:") else {})) for n in config.rewards}
+    scorers = {n: scalar.reward_function(n, device=run.device) for n in config.rewards}
     weights = dict(zip(config.rewards, config.reward_weights))
     state_box = [RejectionSamplingState(PromptOrder())]
     with Loop("rejection_sampling", config, run_dir, budget=config.budget, schedule=config.schedule,

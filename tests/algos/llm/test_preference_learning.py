@@ -16,7 +16,7 @@ from rlsuite import api  # noqa: E402
 HELD_OUT = dict(task="arithmetic", level="mixed", test_size=200, eval_size=200, torch_threads=1)
 CALIBRATION = {
     "dpo": "150 steps: preference accuracy 0.0 -> 0.835, greedy accuracy 0.305 -> 0.32",
-    "reward_model": "250 steps: pairwise accuracy 0.69, malformed pairs 1.0",
+    "reward_model": "250 steps of 32 pairs at lr 1e-4: pairwise accuracy 0.720, malformed pairs 0.958 (48)",
     "kto": "150 steps: implicit-reward gap 0.0 -> 0.42",
     "ppo_rlhf": "80 steps (20 rollouts of 64, accuracy + 0.1 format on easy): mean score first third 0.559 -> last third 0.656, KL max 1.17",
 }
@@ -37,7 +37,8 @@ def test_reward_model_learns_to_rank_held_out_pairs(tmp_path):
     from rlsuite.lm import scalar, sequences
     from rlsuite.envs import preferences
 
-    run = api.train("reward_model", run_dir=tmp_path / "rm", quiet=True, total_steps=250, eval_every=0, **HELD_OUT)
+    run = api.train("reward_model", run_dir=tmp_path / "rm", quiet=True, total_steps=250, batch_size=32, learning_rate=1e-4,
+                    eval_every=0, **HELD_OUT)
     accuracy = float(run.evaluations["accuracy"][-1])
     model, tokenizer = scalar.load(run.dir)
     rows = [r for r in preferences.load_preferences("arithmetic", level="mixed", train_size=1, test_size=200).test
@@ -47,7 +48,7 @@ def test_reward_model_learns_to_rank_held_out_pairs(tmp_path):
         scores = scalar.sequence_scores(model, batch.input_ids, batch.attention_mask)
     malformed = float((scores[:len(rows)] > scores[len(rows):]).float().mean())
     print(f"pairwise accuracy {accuracy:.3f}, on malformed pairs {malformed:.3f} ({len(rows)})")
-    assert malformed >= 0.95 and accuracy >= 0.6
+    assert malformed >= 0.9 and accuracy >= 0.62
 
 
 @pytest.mark.slow

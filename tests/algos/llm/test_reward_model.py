@@ -17,7 +17,7 @@ from rlsuite import api  # noqa: E402
 from rlsuite.algos.llm import grpo, reward_model  # noqa: E402
 from rlsuite.errors import ConfigError  # noqa: E402
 from rlsuite.lm import scalar, sequences  # noqa: E402
-from rlsuite.ops import losses, rewards  # noqa: E402
+from rlsuite.ops import losses  # noqa: E402
 
 
 PAD, EOS = 0, 1
@@ -118,7 +118,7 @@ def test_train_then_load_and_score(tmp_path):
     assert isinstance(loaded, scalar.RewardModelFunction)
     score = loaded.score("Say 3.", "3")
     assert isinstance(score, float) and score != 0.0  # the head moved off zero
-    as_reward = rewards.make_reward("model:" + str(run.dir))
+    as_reward = scalar.reward_function("model:" + str(run.dir))
     assert as_reward(["3"], [[{"role": "user", "content": "Say 3."}]]) == pytest.approx([score], rel=1e-5)
 
 

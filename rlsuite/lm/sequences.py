@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlsuite.lm import runtime
 from rlsuite.lm.generation import pad_left
-from rlsuite.ops.lm import token_logprobs
+from rlsuite.ops.lm import group_token_logprobs, token_logprobs
 
 
 class SequenceBatch(NamedTuple):
@@ -69,6 +69,16 @@ def sequence_logprobs(model, batch: SequenceBatch, *, average: bool = False) -> 
 def completion_logprobs(model, batch: SequenceBatch) -> Tensor:
     """log pi of each completion token, [B, C] (padding included: mask it)."""
     return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_start)
+
+
+def pair_logprobs(model, batch: SequenceBatch) -> Tensor:
+    """completion_logprobs of a collate_pairs batch, running each pair's prompt once for both of
+    its completions (ops.lm.group_token_logprobs with groups of 2: same values and gradients)."""
+    half, P = batch.input_ids.shape[0] // 2, batch.completion_start
+    interleave = torch.stack([torch.arange(half), torch.arange(half) + half], 1).flatten().to(batch.input_ids.device)
+    logp = group_token_logprobs(model, batch.input_ids[:half, :P], batch.attention_mask[:half, :P],
+                                batch.input_ids[interleave, P:], group_size=2)
+    return logp[interleave.argsort()]
 
 
 def reduce_logprobs(token_logp: Tensor, mask: Tensor, *, average: bool = False) -> Tensor:

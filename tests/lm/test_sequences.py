@@ -106,3 +106,19 @@ def test_padding_does_not_change_a_rows_logprob(model):
         other_pad = sequences.sequence_logprobs(model, sequences.collate(prompts, completions, 22, "cpu"))
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(together, other_pad, rtol=1e-5, atol=1e-5)
+
+
+def test_pair_logprobs_run_each_prompt_once_with_the_flat_values_and_gradients(model):
+    pairs = [([3, 4, 5], [6, 7, EOS], [8, EOS]), ([9], [11, 12, 13, 14, EOS], [15, 16, EOS]), ([17, 18], [19, EOS], [20, 21, 22, EOS])]
+    batch = sequences.collate_pairs(pairs, PAD, "cpu")
+    mask = batch.completion_mask.double()
+    flat = (sequences.completion_logprobs(model, batch) * mask).sum()
+    flat_grads = torch.autograd.grad(flat, list(model.parameters()))
+    shared = sequences.pair_logprobs(model, batch)
+    torch.testing.assert_close(shared * mask, sequences.completion_logprobs(model, batch).detach() * mask)
+    shared_grads = torch.autograd.grad((shared * mask).sum(), list(model.parameters()))
+    for a, b in zip(flat_grads, shared_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # the float32 parts of attention: see tests/ops/test_lm.py
+    expected = [direct_logprob(model, pairs[0][0], pairs[0][k]) for k in (1, 2)]  # pair 0: rows 0 (chosen) and 3 (rejected)
+    torch.testing.assert_close(sequences.reduce_logprobs(shared, batch.completion_mask)[[0, 3]].detach().double(), torch.stack(expected).detach(),
+                               rtol=1e-5, atol=1e-5)

@@ -96,6 +96,12 @@ def dpo_loss(config: DPOConfig, logp: torch.Tensor, ref_logp: torch.Tensor) -> t
     return loss, metrics
 
 
+def pair_sequence_logprobs(config: DPOConfig, model, batch: sequences.SequenceBatch) -> torch.Tensor:
+    """log pi of each completion of a pairs batch, summed over tokens (IPO: averaged), [2B]."""
+    return sequences.reduce_logprobs(sequences.pair_logprobs(model, batch), batch.completion_mask,
+                                     average=LOSSES[config.loss_type].average_tokens)
+
+
 class ReferenceLogprobs:
     """log pi_ref of each pair's two completions, computed on first use and kept: the reference is frozen."""
 
@@ -110,14 +116,14 @@ class ReferenceLogprobs:
         missing = [i for i in dict.fromkeys(indices) if i not in self.cache]
         if missing:
             batch = sequences.collate_pairs([self.pairs[i] for i in missing], self.pad, self.device)
-            logp = sequences.sequence_logprobs(self.reference, batch, average=LOSSES[self.config.loss_type].average_tokens).tolist()
+            logp = pair_sequence_logprobs(self.config, self.reference, batch).tolist()
             self.cache.update((i, (logp[k], logp[k + len(missing)])) for k, i in enumerate(missing))
         chosen, rejected = zip(*(self.cache[i] for i in indices))
         return torch.tensor(chosen + rejected, device=self.device)
 
 
 def dpo_step(config: DPOConfig, model, optimizer, batch: sequences.SequenceBatch, ref_logp: torch.Tensor) -> dict[str, float]:
-    token_logp = sequences.completion_logprobs(model, batch)
+    token_logp = sequences.pair_logprobs(model, batch)
     logp = sequences.reduce_logprobs(token_logp, batch.completion_mask, average=LOSSES[config.loss_type].average_tokens)
     loss, metrics = dpo_loss(config, logp, ref_logp)
     half = logp.shape[0] // 2
@@ -140,8 +146,7 @@ def preference_accuracy(config: DPOConfig, model, reference: ReferenceLogprobs, 
     for start in range(0, len(reference.pairs), batch_size):
         indices = list(range(start, min(start + batch_size, len(reference.pairs))))
         batch = sequences.collate_pairs([reference.pairs[i] for i in indices], reference.pad, reference.device)
-        logp = sequences.sequence_logprobs(model, batch, average=LOSSES[config.loss_type].average_tokens)
-        chosen, rejected = implicit_rewards(config, logp, reference(indices))
+        chosen, rejected = implicit_rewards(config, pair_sequence_logprobs(config, model, batch), reference(indices))
         correct.append(chosen > rejected)
         margins.append(chosen - rejected)
     model.train(was_training)

@@ -115,12 +115,12 @@ def test_reference_logprobs_are_computed_once_and_zero_when_reference_free():
     config = dpo.DPOConfig(beta=0.1)
     cache = dpo.ReferenceLogprobs(config, reference, pairs, PAD, "cpu")
     first = cache([1, 0])
-    assert rows_seen == [4]  # two pairs, one forward pass over their four completions
+    assert rows_seen == [2, 4]  # two pairs: their two prompts once, then their four completions
     again = cache([0, 1])
-    assert rows_seen == [4]  # cached: no reference call
+    assert rows_seen == [2, 4]  # cached: no reference call
     torch.testing.assert_close(again, first[[1, 0, 3, 2]])  # chosen of 0, 1, then rejected of 0, 1
     mixed = cache([2, 0, 2])
-    assert rows_seen == [4, 2]  # only the new pair, once although asked twice
+    assert rows_seen == [2, 4, 1, 2]  # only the new pair, once although asked twice
     with torch.no_grad():
         expected = torch.stack([direct_logprob(reference, pairs[i][0], pairs[i][k]) for k in (1, 2) for i in (2, 0, 2)])
     torch.testing.assert_close(mixed.double(), expected, rtol=1e-5, atol=1e-5)

@@ -28,7 +28,7 @@ CATALOG: dict[str, CatalogEntry] = {
     'dqn': CatalogEntry('rlsuite.algos.deep.dqn', 'deep', 'Deep Q-Networks with Double DQN targets, dueling heads and n-step returns; discrete actions', ('CartPole-v1', 'Acrobot-v1', 'MountainCar-v0')),
     'ppo': CatalogEntry('rlsuite.algos.deep.ppo', 'deep', 'Proximal Policy Optimization: clipped or adaptive-KL surrogate, GAE; discrete and Box actions', ('CartPole-v1', 'Acrobot-v1', 'Pendulum-v1', 'MountainCarContinuous-v0')),
     'distill': CatalogEntry('rlsuite.algos.llm.distill', 'llm', "distillation of a teacher LM into a smaller student on the teacher's samples: forward KL on logits, or SFT on its text", ()),
-    'dpo': CatalogEntry('rlsuite.algos.llm.dpo', 'llm', 'Direct Preference Optimization on chosen/rejected pairs: sigmoid (cDPO), IPO, hinge and robust losses; reference-free option', ('arithmetic',)),
+    'dpo': CatalogEntry('rlsuite.algos.llm.dpo', 'llm', 'Direct Preference Optimization on chosen/rejected pairs: sigmoid (cDPO), IPO, hinge and robust losses; reference-free and RPO options', ('arithmetic',)),
     'grpo': CatalogEntry('rlsuite.algos.llm.grpo', 'llm', 'GRPO with verifiable rewards (DeepSeek-R1-Zero): group-relative advantages, clipped ratio, k3 KL; DAPO and Dr. GRPO variants', ()),
     'kto': CatalogEntry('rlsuite.algos.llm.kto', 'llm', 'Kahneman-Tversky Optimization on unpaired desirable/undesirable completions, KL reference point from mismatched pairs', ()),
     'ppo_rlhf': CatalogEntry('rlsuite.algos.llm.ppo_rlhf', 'llm', 'PPO for RLHF: policy, frozen reference, value model and reward model; per-token KL penalty, token GAE, clipped losses', ()),

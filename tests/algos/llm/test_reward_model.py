@@ -120,6 +120,11 @@ def test_train_then_load_and_score(tmp_path):
     assert isinstance(score, float) and score != 0.0  # the head moved off zero
     as_reward = scalar.reward_function("model:" + str(run.dir))
     assert as_reward(["3"], [[{"role": "user", "content": "Say 3."}]]) == pytest.approx([score], rel=1e-5)
+    # ... and GRPO trains with it as its only reward (the model's scores are its rewards).
+    grpo_run = api.train("grpo", "arithmetic", run_dir=tmp_path / "grpo", model="builtin", level="easy", rewards=("model:" + str(run.dir),),
+                         reward_weights=(1.0,), total_steps=1, batch_size=4, num_generations=2, max_completion_length=6,
+                         train_size=8, test_size=2, eval_size=2, eval_every=0, quiet=True)
+    assert grpo_run.status == "finished" and "rewards/model:" + str(run.dir) + "/mean" in grpo_run.metrics
 
 
 def test_grpo_takes_a_reward_model_by_path():

@@ -62,21 +62,51 @@ def per_kind_accuracy(run_dir: Path) -> dict[str, float]:
     return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
 
 
-def part_rm(root: Path) -> list[str]:
+def likelihood_ranking() -> dict[str, float]:
+    """What the starting model knows: the share of test pairs whose chosen answer the SFT model
+    itself finds likelier (sum of token log-probs), by kind. The reward model starts from it."""
+    import torch
+
+    from rlsuite.envs import preferences
+    from rlsuite.lm import models, sequences
+
+    model, tokenizer = models.load_model("builtin-sft")
+    task = preferences.load_preferences("arithmetic", level="mixed", train_size=1, test_size=TEST["test_size"])
+    pairs = sequences.encode_pairs(tokenizer, task.test, argparse.Namespace(max_prompt_length=128, max_completion_length=48))
+    hits = defaultdict(list)
+    with torch.no_grad():
+        for start in range(0, len(pairs), 100):
+            logp = sequences.sequence_logprobs(model, sequences.collate_pairs(pairs[start:start + 100], tokenizer.pad_token_id, "cpu"))
+            half = len(logp) // 2
+            for row, chosen, rejected in zip(task.test[start:start + 100], logp[:half], logp[half:]):
+                hits[row["rejected_kind"]].append(float(chosen > rejected))
+                hits["all"].append(float(chosen > rejected))
+    return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+
+def part_rm(root: Path, reuse: bool) -> list[str]:
     import rlsuite
 
     started = time.perf_counter()
-    run = rlsuite.train("reward_model", run_dir=root / "rm", overwrite=True, quiet=True, **TEST, **RM)
+    previous = root / "rm"
+    if reuse and previous.is_dir() and rlsuite.open_run(previous).status == "finished":
+        run, how = rlsuite.open_run(previous), "trained by an earlier invocation with these settings"
+    else:
+        run = rlsuite.train("reward_model", run_dir=previous, overwrite=True, quiet=True, **TEST, **RM)
+        how = f"{time.perf_counter() - started:.0f} s"
     accuracy = float(run.evaluations["accuracy"][-1])
     kinds = per_kind_accuracy(run.dir)
+    reference = likelihood_ranking()
     return [
-        f"- Reward model, {run.step} steps x {RM['batch_size']} pairs, lr {RM['learning_rate']:g}, {time.perf_counter() - started:.0f} s: "
+        f"- Reward model, {run.step} steps x {RM['batch_size']} pairs, lr {RM['learning_rate']:g}, {how}: "
         f"held-out pairwise accuracy **{accuracy:.3f}** (target 0.95: **{'MET' if accuracy >= 0.95 else 'MISSED'}**); by kind: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in kinds.items()),
+        + ", ".join(f"{k} {v:.3f}" for k, v in kinds.items())
+        + f". For reference, the SFT model it starts from ranks {reference['all']:.3f} of the pairs right by its own likelihood ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in reference.items() if k != "all") + ").",
     ]
 
 
-def part_dpo(root: Path) -> list[str]:
+def part_dpo(root: Path, reuse: bool) -> list[str]:
     import rlsuite
 
     lines = []
@@ -92,7 +122,7 @@ def part_dpo(root: Path) -> list[str]:
     return lines
 
 
-def part_ppo(root: Path) -> list[str]:
+def part_ppo(root: Path, reuse: bool) -> list[str]:
     import numpy as np
 
     import rlsuite
@@ -136,15 +166,20 @@ def draw(steps, score, kl) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("rm", "dpo", "ppo", "all"), default="all")
+    parser.add_argument("--part", default="all", help="rm, dpo, ppo, a comma-separated list of them, or all")
+    parser.add_argument("--reuse-rm", action="store_true", help="report part rm from its finished run in --root instead of training it again")
     parser.add_argument("--root", default="/tmp/rlsuite-bench-alignment", help="where the runs go")
     parser.add_argument("--no-write", action="store_true", help="print, but do not append to bench/RESULTS.md")
     args = parser.parse_args()
     root = Path(args.root)
     parts = {"rm": part_rm, "dpo": part_dpo, "ppo": part_ppo}
     lines = []
-    for name in (parts if args.part == "all" else [args.part]):
-        lines += parts[name](root)
+    chosen = list(parts) if args.part == "all" else args.part.split(",")
+    unknown = [name for name in chosen if name not in parts]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(parts)} or all")
+    for name in chosen:
+        lines += parts[name](root, args.reuse_rm)
         print(lines[-1], flush=True)
     from rlsuite.lm.models import count_parameters, load_model
 

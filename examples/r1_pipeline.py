@@ -31,14 +31,14 @@ from pathlib import Path
 
 import rlsuite
 
-FULL = {
+FULL = {  # about 25 minutes on 2 cores (bench/RESULTS.md has a run's stage times)
     "sft": dict(model="builtin", total_steps=400),
-    "grpo": dict(total_steps=40),
-    "rejection": dict(total_steps=500, num_samples=4, batch_size=50),
-    "sft_accepted": dict(total_steps=100, learning_rate=1e-4, warmup_steps=0, lr_schedule="constant", batch_size=16),
-    "reward_model": dict(total_steps=200),
-    "dpo": dict(total_steps=150),
-    "distill": dict(model="builtin-small", total_steps=400),
+    "grpo": dict(total_steps=900),
+    "rejection": dict(total_steps=2000, num_samples=4, batch_size=50),
+    "sft_accepted": dict(total_steps=200, learning_rate=1e-4, warmup_steps=0, lr_schedule="constant", batch_size=16),
+    "reward_model": dict(total_steps=400),
+    "dpo": dict(total_steps=300),
+    "distill": dict(model="builtin-small", total_steps=1000),
 }
 QUICK = {
     "sft": dict(model="builtin", total_steps=4, batch_size=8),

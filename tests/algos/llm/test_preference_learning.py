@@ -27,7 +27,8 @@ def test_dpo_learns_the_preferences_without_losing_accuracy(tmp_path):
     run = api.train("dpo", run_dir=tmp_path / "dpo", quiet=True, total_steps=150, eval_every=0, **HELD_OUT)
     evals = run.evaluations
     print(dict(zip(evals.columns, (evals[c][-1] for c in evals.columns))))
-    assert evals["preference_accuracy"][0] == 0.0  # policy = reference: every implicit reward is 0
+    # policy = reference at the start: every implicit reward is 0 up to float32 noise (batches are padded differently)
+    assert abs(evals["preference_margin"][0]) < 1e-4
     assert evals["preference_accuracy"][-1] >= 0.75
     assert evals["accuracy"][-1] >= evals["accuracy"][0] - 0.05  # RPO's NLL term (the arithmetic preset) keeps it
 

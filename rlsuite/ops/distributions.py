@@ -54,3 +54,38 @@ class DiagGaussian:
 
     def entropy(self) -> Tensor:
         return (0.5 + LOG_SQRT_2PI + self.log_std).sum(-1)
+
+
+LOG_2 = math.log(2.0)
+
+
+class TanhGaussian:
+    """SAC's squashed policy (Haarnoja et al. 2018, appendix C): u ~ N(mean, std^2), a = tanh(u),
+
+        log pi(a) = log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2)
+
+    with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact and stable for large |u|
+    (1 - tanh(u)^2 underflows to 0 in float32 past |u| ~ 9). Actions lie in (-1, 1); rescale to the
+    action bounds outside, where the constant Jacobian cancels in every SAC loss."""
+
+    def __init__(self, mean: Tensor, log_std: Tensor):
+        self.normal = DiagGaussian(mean, log_std)
+
+    @staticmethod
+    def log_det_jacobian(u: Tensor) -> Tensor:
+        """sum_i log |d tanh(u_i) / d u_i| = sum_i log(1 - tanh(u_i)^2)."""
+        return (2.0 * (LOG_2 - u - torch.nn.functional.softplus(-2.0 * u))).sum(-1)
+
+    def rsample(self) -> tuple[Tensor, Tensor]:
+        """A reparameterized action and its log-probability (from u, not from atanh(a): exact)."""
+        normal = self.normal
+        u = normal.mean + normal.log_std.exp() * torch.randn_like(normal.mean)
+        return torch.tanh(u), normal.log_prob(u) - self.log_det_jacobian(u)
+
+    def mode(self) -> Tensor:
+        return torch.tanh(self.normal.mean)
+
+    def log_prob(self, actions: Tensor, eps: float = 1e-6) -> Tensor:
+        """log pi(a) of given actions in (-1, 1), through u = atanh(a) (clamped away from +-1)."""
+        u = torch.atanh(actions.clamp(-1.0 + eps, 1.0 - eps))
+        return self.normal.log_prob(u) - self.log_det_jacobian(u)

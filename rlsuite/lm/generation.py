@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 
 from rlsuite.errors import ConfigError
+from rlsuite.lm.models import eval_mode
 from rlsuite.ops import lm
 
 
@@ -42,22 +43,23 @@ class TorchGenerator:
 
     def __init__(self, model, tokenizer, device, generator: torch.Generator | None = None):
         self.model, self.device, self.generator = model, device, generator
-        self.eos_token_ids = tuple(sorted({tokenizer.eos_token_id, *_generation_eos(model)}))
+        self.eos_token_ids = stop_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id
 
     def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
         ids, mask = pad_left(prompts, self.pad_token_id, self.device)
-        was_training = self.model.training
-        self.model.eval()  # no dropout while sampling: the samples come from the policy itself
-        try:
+        with eval_mode(self.model):  # no dropout while sampling: the samples come from the policy itself
             return lm.sample(self.model, ids, mask, max_new_tokens=max_new_tokens, eos_token_ids=self.eos_token_ids,
                              pad_token_id=self.pad_token_id, temperature=temperature, top_p=top_p, generator=self.generator,
                              num_generations=num_generations)
-        finally:
-            self.model.train(was_training)
 
     def sync(self, model) -> None:
         pass  # it samples from the training model's own weights
+
+
+def stop_token_ids(model, tokenizer) -> tuple[int, ...]:
+    """The tokens that end a completion: the tokenizer's EOS and any the model's generation config adds."""
+    return tuple(sorted({tokenizer.eos_token_id, *_generation_eos(model)}))
 
 
 def _generation_eos(model) -> list[int]:

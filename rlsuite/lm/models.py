@@ -11,6 +11,7 @@ package so GRPO starts at once; `scripts/make_builtin_sft.sh` remakes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,17 @@ def check_tokenizer(tokenizer: Any, where: str) -> None:
 def is_builtin_tokenizer(tokenizer) -> bool:
     """True for the built-in byte-level tokenizer (also when loaded back from a saved run)."""
     return tokenizer.chat_template == CHAT_TEMPLATE and len(tokenizer) == 256 + len(SPECIAL_TOKENS) + len(FORMAT_TAGS)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """The model in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model) -> int:

@@ -180,6 +180,14 @@ def sample(
     return Completions(tokens, completion_mask(tokens, eos_token_ids))
 
 
+def ends_with_stop(tokens: Tensor, mask: Tensor, eos_token_ids: tuple[int, ...]) -> Tensor:
+    """[B] True where a completion's last real token is a stop token: it ended, rather than being
+    cut at the length limit (False for an empty completion)."""
+    last = (mask.long().sum(1) - 1).clamp(min=0)
+    stopped = torch.isin(tokens.gather(1, last.unsqueeze(1)).squeeze(1), torch.tensor(eos_token_ids, device=tokens.device))
+    return stopped & mask.bool().any(1)
+
+
 def completion_mask(tokens: Tensor, eos_token_ids: tuple[int, ...]) -> Tensor:
     """1 up to and including each row's first EOS token, 0 after it (all 1 when there is none)."""
     is_eos = torch.isin(tokens, torch.tensor(eos_token_ids, device=tokens.device))

@@ -140,3 +140,12 @@ def test_sampling_groups_shares_the_prefill_and_matches_repeated_prompts(model):
     grouped = lm.sample(model, prompt_ids, mask, num_generations=3, generator=torch.Generator().manual_seed(1), **kwargs)
     repeated = lm.sample(model, prompt_ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0), generator=torch.Generator().manual_seed(1), **kwargs)
     assert torch.equal(grouped.ids, repeated.ids) and torch.equal(grouped.mask, repeated.mask)
+
+
+def test_ends_with_stop_tells_ended_from_cut_completions():
+    PAD_, EOS_, STOP = 0, 1, 2  # EOS and a second stop token from a generation config
+    tokens = torch.tensor([[5, 6, EOS_, PAD_], [5, 6, 7, 8], [5, STOP, PAD_, PAD_], [PAD_] * 4, [5, EOS_, 9, 9]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]])
+    # ended, cut at the limit, ended on the other stop token, empty, and a real last token that is no stop
+    assert lm.ends_with_stop(tokens, mask, (EOS_, STOP)).tolist() == [True, False, True, False, False]
+    assert lm.ends_with_stop(tokens, mask, (EOS_,)).tolist() == [True, False, False, False, False]

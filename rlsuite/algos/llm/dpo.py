@@ -140,16 +140,14 @@ def dpo_step(config: DPOConfig, model, optimizer, batch: sequences.SequenceBatch
 def preference_accuracy(config: DPOConfig, model, reference: ReferenceLogprobs, batch_size: int = 64) -> dict[str, float]:
     """Held-out implicit-reward accuracy: the share of test pairs whose chosen completion gets the
     larger beta log pi / pi_ref, and the mean margin."""
-    was_training = model.training
-    model.eval()
     correct, margins = [], []
-    for start in range(0, len(reference.pairs), batch_size):
-        indices = list(range(start, min(start + batch_size, len(reference.pairs))))
-        batch = sequences.collate_pairs([reference.pairs[i] for i in indices], reference.pad, reference.device)
-        chosen, rejected = implicit_rewards(config, pair_sequence_logprobs(config, model, batch), reference(indices))
-        correct.append(chosen > rejected)
-        margins.append(chosen - rejected)
-    model.train(was_training)
+    with models.eval_mode(model):
+        for start in range(0, len(reference.pairs), batch_size):
+            indices = list(range(start, min(start + batch_size, len(reference.pairs))))
+            batch = sequences.collate_pairs([reference.pairs[i] for i in indices], reference.pad, reference.device)
+            chosen, rejected = implicit_rewards(config, pair_sequence_logprobs(config, model, batch), reference(indices))
+            correct.append(chosen > rejected)
+            margins.append(chosen - rejected)
     return {"preference_accuracy": torch.cat(correct).float().mean().item(), "preference_margin": torch.cat(margins).mean().item()}
 
 

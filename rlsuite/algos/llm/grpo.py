@@ -28,7 +28,7 @@ from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
 from rlsuite.lm import models, runtime, scalar
 from rlsuite.lm.config import LMConfig
-from rlsuite.lm.generation import make_generator, pad_left
+from rlsuite.lm.generation import make_generator, pad_left, stop_token_ids
 from rlsuite.lm.runtime import LMRun, PromptOrder
 from rlsuite.ops import lm, losses, rewards
 from rlsuite.ops.returns import group_advantages
@@ -201,7 +201,7 @@ def build_batch(config: GRPOConfig, run: LMRun, groups: list[Group], policy, ref
         old = _logprobs(config, policy, batch, everything) if config.num_iterations > 1 or config.minibatches > 1 else None
         ref = _logprobs(config, reference, batch, everything) if config.beta != 0 else None
     lengths = completion_mask.sum(1).float()
-    ended = (completion_mask.sum(1) < completion_mask.shape[1]) | _ends_with_eos(completion, completion_mask, run.tokenizer.eos_token_id)
+    ended = lm.ends_with_stop(completion, completion_mask, stop_token_ids(policy, run.tokenizer))
     metrics = {
         "reward": float(totals.mean()),
         "reward_std": float(group_std.mean()),
@@ -215,11 +215,6 @@ def build_batch(config: GRPOConfig, run: LMRun, groups: list[Group], policy, ref
             metrics[f"rewards/{name}/mean"] = float(np.nanmean(values))
             metrics[f"rewards/{name}/std"] = float(np.nanstd(values))
     return batch._replace(old_logp=old, ref_logp=ref), metrics
-
-
-def _ends_with_eos(completion: torch.Tensor, mask: torch.Tensor, eos: int) -> torch.Tensor:
-    last = (mask.sum(1) - 1).clamp(min=0)
-    return completion.gather(1, last.unsqueeze(1)).squeeze(1) == eos
 
 
 def _logprobs(config: GRPOConfig, model, batch: GenerationBatch, rows: slice) -> torch.Tensor:

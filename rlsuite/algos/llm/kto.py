@@ -84,12 +84,12 @@ def kto_step(config: KTOConfig, model, reference, optimizer, rows, labels: torch
 @torch.no_grad()
 def implicit_reward_gap(config: KTOConfig, model, reference, rows, labels: torch.Tensor, pad: int, device, batch_size: int = 64) -> dict[str, float]:
     """Held-out beta log pi / pi_ref of desirable and undesirable completions, and their gap."""
-    was_training = model.training
-    model.eval()
-    ratios = torch.cat([sequences.sequence_logprobs(model, batch_of(rows[i:i + batch_size], pad, device))
-                        - sequences.sequence_logprobs(reference, batch_of(rows[i:i + batch_size], pad, device))
-                        for i in range(0, len(rows), batch_size)]) * config.beta
-    model.train(was_training)
+    ratios = []
+    with models.eval_mode(model):
+        for start in range(0, len(rows), batch_size):
+            batch = batch_of(rows[start:start + batch_size], pad, device)
+            ratios.append(sequences.sequence_logprobs(model, batch) - sequences.sequence_logprobs(reference, batch))
+    ratios = torch.cat(ratios) * config.beta
     metrics = {}
     if labels.any():
         metrics["rewards/desirable"] = ratios[labels].mean().item()

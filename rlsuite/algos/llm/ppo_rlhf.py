@@ -27,10 +27,10 @@ from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
 from rlsuite.lm import models, runtime, scalar, sequences
 from rlsuite.lm.config import LMConfig
-from rlsuite.lm.generation import make_generator
+from rlsuite.lm.generation import make_generator, stop_token_ids
 from rlsuite.lm.runtime import LMRun, PromptOrder
 from rlsuite.ops import losses, rewards
-from rlsuite.ops.lm import masked_mean, token_logprobs
+from rlsuite.ops.lm import ends_with_stop, masked_mean, token_logprobs
 from rlsuite.ops.returns import masked_whiten, rlhf_token_rewards, token_gae
 
 
@@ -111,7 +111,7 @@ def make_rollout(config, run, policy, reference, value_model, reward_model, rewa
     indices, order = order.take(config.batch_size, len(run.train_prompts), config.seed)
     rows, prompts = [run.task.train[i] for i in indices], [run.train_prompts[i] for i in indices]
     out = generator.generate(prompts, num_generations=1, max_new_tokens=config.max_completion_length, temperature=config.temperature)
-    pad, eos = run.tokenizer.pad_token_id, run.tokenizer.eos_token_id
+    pad = run.tokenizer.pad_token_id
     completions = [ids[m.bool()].tolist() or [pad] for ids, m in zip(out.ids.cpu(), out.mask.cpu())]
     batch = sequences.collate(prompts, completions, pad, run.device)
     mask = batch.completion_mask
@@ -120,7 +120,7 @@ def make_rollout(config, run, policy, reference, value_model, reward_model, rewa
         ref_logp = token_logprobs(reference, batch.input_ids, batch.attention_mask, batch.completion_start, config.temperature)
         values = completion_values(value_model, batch)
     scores = scores_of(config, run, reward_model, reward_fns, batch, rows)
-    ended = (batch.completion_ids == eos).logical_and(mask.bool()).any(1)
+    ended = ends_with_stop(batch.completion_ids, mask, stop_token_ids(policy, run.tokenizer))
     scores = scores - config.missing_eos_penalty * (~ended).float()
     token_rewards, kl = rlhf_token_rewards(scores, logp, ref_logp, mask, config.kl_coef, config.kl_estimator)
     if config.whiten_rewards:

@@ -68,7 +68,6 @@ class RejectionSamplingConfig(LMConfig):
 class RejectionSamplingState(NamedTuple):
     order: PromptOrder
     accepted: tuple[dict, ...] = ()
-    sampled: int = 0
 
 
 def select(texts: list[str], scores: np.ndarray, min_score: float, keep: int) -> list[int]:
@@ -111,15 +110,15 @@ def train(config: RejectionSamplingConfig, run_dir=None, **options) -> Run:
             cols["prompts"] = [row["prompt"] for row in rows for _ in range(config.num_samples)]
             totals, _ = rewards.score(scorers, weights, runtime.as_conversation(texts), **cols)
             totals = np.asarray(totals, dtype=np.float64).reshape(len(rows), config.num_samples)
-            accepted = []
+            accepted, prompts_accepted = [], 0
             for r, row in enumerate(rows):
                 group = texts[r * config.num_samples:(r + 1) * config.num_samples]
-                for i in select(group, totals[r], config.min_score, config.keep_per_prompt):
-                    kept = {k: v for k, v in row.items() if k != "completion" and _jsonable(v)}
-                    accepted.append({**kept, "completion": group[i], "score": float(totals[r, i])})
-            state = state_box[0] = RejectionSamplingState(order, state.accepted + tuple(accepted), state.sampled + len(rows))
-            loop.record(len(rows), {"acceptance_rate": sum(bool(select(texts[r * config.num_samples:(r + 1) * config.num_samples],
-                                                                         totals[r], config.min_score, 1)) for r in range(len(rows))) / len(rows),
+                chosen = select(group, totals[r], config.min_score, config.keep_per_prompt)
+                prompts_accepted += bool(chosen)
+                kept = {k: v for k, v in row.items() if k != "completion" and _jsonable(v)}
+                accepted.extend({**kept, "completion": group[i], "score": float(totals[r, i])} for i in chosen)
+            state = state_box[0] = RejectionSamplingState(order, state.accepted + tuple(accepted))
+            loop.record(len(rows), {"acceptance_rate": prompts_accepted / len(rows),
                                     "mean_score": float(totals.mean()), "best_score": float(totals.max(1).mean()),
                                     "accepted_rows": float(len(state.accepted))}, state=state)
         return loop.finish()

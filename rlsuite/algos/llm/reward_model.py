@@ -22,7 +22,7 @@ from rlsuite.core.run import Run
 from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import runtime, scalar, sequences
+from rlsuite.lm import models, runtime, scalar, sequences
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.runtime import PromptOrder
 from rlsuite.ops import losses
@@ -67,13 +67,11 @@ def margins_of(rows: list[dict], indices: list[int], device) -> torch.Tensor | N
 
 @torch.no_grad()
 def pairwise_accuracy(model, pairs, pad: int, device, batch_size: int = 64) -> dict[str, float]:
-    was_training = model.training
-    model.eval()
     chosen, rejected = [], []
-    for start in range(0, len(pairs), batch_size):
-        c, r = pair_rewards(model, sequences.collate_pairs(pairs[start:start + batch_size], pad, device))
-        chosen.append(c), rejected.append(r)
-    model.train(was_training)
+    with models.eval_mode(model):
+        for start in range(0, len(pairs), batch_size):
+            c, r = pair_rewards(model, sequences.collate_pairs(pairs[start:start + batch_size], pad, device))
+            chosen.append(c), rejected.append(r)
     chosen, rejected = torch.cat(chosen), torch.cat(rejected)
     return {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item(),
             "reward_mean": torch.cat([chosen, rejected]).mean().item()}

@@ -166,12 +166,9 @@ def train(config: SFTConfig, run_dir=None, **options) -> Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(config, step))
 
     def evaluate(step: int) -> dict[str, float]:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
+        with torch.no_grad(), models.eval_mode(model):
             test_loss = float(sum(sft_loss(model, collate(test_examples[i:i + 64], tokenizer.pad_token_id, run.device))
                                   * len(test_examples[i:i + 64]) for i in range(0, len(test_examples), 64)) / len(test_examples))
-            model.train(was_training)
         if "solution" not in run.task.reward_columns:  # demonstrations without a gold answer: the loss only
             return {"test_loss": test_loss}
         return {**held_out(step), "test_loss": test_loss}

@@ -26,6 +26,16 @@ SMOKE = {
     "ppo": dict(env="CartPole-v1", total_steps=1024, num_envs=2, num_steps=64, minibatch_size=64, update_epochs=1, eval_every=512, eval_episodes=2),
     "dqn": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
     "c51": dict(env="CartPole-v1", total_steps=1024, learning_starts=256, train_freq=64, gradient_steps=8, batch_size=32, buffer_size=2048, eval_every=512, eval_episodes=2),
+    "vpg": dict(env="CartPole-v1", total_steps=600, num_envs=2, eval_every=300, eval_episodes=2),
+    "reinforce": dict(env="CartPole-v1", total_steps=600, num_envs=2, eval_every=300, eval_episodes=2),
+    "reinforce_baseline": dict(env="Pendulum-v1", total_steps=1600, num_envs=2, eval_every=800, eval_episodes=2),
+    "actor_critic": dict(env="CartPole-v1", total_steps=600, num_envs=2, num_steps=5, eval_every=300, eval_episodes=2),
+    "q_actor_critic": dict(env="CartPole-v1", total_steps=600, num_envs=2, num_steps=5, eval_every=300, eval_episodes=2),
+    "a2c": dict(env="Pendulum-v1", total_steps=640, num_envs=2, num_steps=8, eval_every=320, eval_episodes=2),
+    "trpo": dict(env="CartPole-v1", total_steps=512, num_envs=2, num_steps=64, value_minibatch_size=64, value_epochs=2, eval_every=256, eval_episodes=2),
+    "ddpg": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
+    "td3": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
+    "sac": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
     "sft": dict(task="arithmetic", model="builtin", level="easy", total_steps=4, batch_size=8, train_size=32, test_size=8, eval_size=8, eval_every=2,
                 max_completion_length=12),
     "grpo": dict(task="arithmetic", model="builtin-sft", level="easy", total_steps=4, batch_size=8, num_generations=4, train_size=32,
@@ -84,3 +94,23 @@ def test_train_load_act_and_resume(name, tmp_path):
     assert resumed.status == "finished" and resumed.step >= budget
     extended = rlsuite.resume(cut.dir, quiet=True, budget=resumed.step + half)
     assert extended.step >= resumed.step + half
+
+
+@pytest.mark.parametrize("name", sorted(n for n, entry in registry.ALGORITHMS.items() if entry.family == "deep"))
+def test_deep_resume_is_bit_exact_on_cpu(name, tmp_path):
+    """Cut at half the budget and resumed, a deep RL run ends with the same weights, bit for bit,
+    and the same evaluations as the run that went straight through."""
+    import torch
+
+    spec = registry.spec(name)
+    config = spec.preset(**{**SMOKE[name], "device": "cpu"})
+    half = getattr(config, spec.budget_field) // 2
+    straight = spec.train(config, tmp_path / "straight", quiet=True)
+    cut = spec.train(config, tmp_path / "cut", quiet=True, callbacks=[lambda loop: loop.step >= half and loop.request_stop()])
+    assert cut.interrupted
+    resumed = rlsuite.resume(cut.dir, quiet=True)
+    assert resumed.step == straight.step
+    a = torch.load(straight.dir / "model" / "policy.pt", weights_only=False)["state_dict"]
+    b = torch.load(resumed.dir / "model" / "policy.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    np.testing.assert_array_equal(straight.evaluations["mean_return"], resumed.evaluations["mean_return"])

@@ -23,7 +23,14 @@ def spec(name: str):
     """The AlgorithmSpec of algorithm `name` (imports its module)."""
     if name not in ALGORITHMS:
         raise UnknownNameError(f"unknown algorithm {name!r}.{suggest(name, ALGORITHMS)} Run `rlsuite list` to see all algorithms.")
-    return importlib.import_module(ALGORITHMS[name].module).SPEC
+    return next(declared for declared in declared_specs(importlib.import_module(ALGORITHMS[name].module)) if declared.name == name)
+
+
+def declared_specs(module) -> tuple:
+    """The specs a module declares: its `SPEC`, or its `SPECS` when one file holds a family of
+    named variants registered apart (the policy-gradient ladder)."""
+    one = module.__dict__.get("SPEC")
+    return (one,) if one is not None else tuple(module.__dict__.get("SPECS", ()))
 
 
 def discover() -> dict[str, object]:
@@ -33,8 +40,7 @@ def discover() -> dict[str, object]:
     specs = {}
     for info in pkgutil.walk_packages(rlsuite.algos.__path__, "rlsuite.algos."):
         module = importlib.import_module(info.name)
-        declared = module.__dict__.get("SPEC")
-        if declared is not None:
+        for declared in declared_specs(module):
             if declared.name in specs:
                 raise ValueError(f"algorithm {declared.name!r} is declared twice")
             specs[declared.name] = (info.name, declared)

@@ -1,7 +1,9 @@
 """The contract between an algorithm file and the rest of rlsuite.
 
-Each algorithm file declares one `SPEC = AlgorithmSpec(...)`; the registry, the CLI and the
-Python API read it and nothing else, so no caller probes an algorithm module for attributes.
+Each algorithm file declares one `SPEC = AlgorithmSpec(...)` (or `SPECS = (...)` when one file
+holds a family of variants registered under their own names, as the policy-gradient ladder does);
+the registry, the CLI and the Python API read it and nothing else, so no caller probes an
+algorithm module for attributes.
 
     train(config, run_dir=None, *, resume=False, overwrite=False, quiet=False, callbacks=(),
           is_main_process=True) -> Run        (the keyword options are the Loop's)

@@ -47,7 +47,8 @@ def resolve(env_id: str, **kwargs: Any) -> EnvInfo:
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as exc:
-        raise UnknownNameError(f"environment {env_id!r} needs an extra package: {exc}") from None
+        extra = " rlsuite's extra installs it: pip install 'rlsuite[mujoco]'." if "mujoco" in str(exc).lower() else ""
+        raise UnknownNameError(f"environment {env_id!r} needs an extra package: {exc}{extra}") from None
     try:
         kind = "bandit" if spec.vector_entry_point == BANDIT_ENTRY_POINT else "gymnasium"
         has_model = isinstance(getattr(env.unwrapped, "P", None), dict)
@@ -95,7 +96,12 @@ def require(info: EnvInfo, algo: str, acts_on: Any) -> None:
         )
     if acts_on.actions and not _space_ok(act, acts_on.actions):
         kinds = " or ".join(acts_on.actions)
-        hint = " DQN-style methods choose among finitely many actions; for continuous control use ppo." if acts_on.actions == ("Discrete",) and isinstance(act, spaces.Box) else " See `rlsuite list` for algorithms that fit."
+        if acts_on.actions == ("Discrete",) and isinstance(act, spaces.Box):
+            hint = " It chooses among finitely many actions; for continuous control use sac, td3, ddpg, ppo, trpo or a2c."
+        elif acts_on.actions == ("Box",) and isinstance(act, spaces.Discrete):
+            hint = " It learns continuous actions; for a Discrete action space use dqn, ppo, a2c or trpo."
+        else:
+            hint = " See `rlsuite list` for algorithms that fit."
         raise UnsupportedEnvError(f"{algo} handles {kinds} action spaces, but {info.id} has {act}.{hint}")
     if acts_on.observations == ("Discrete",):  # tabular methods index their tables by state and action
         for name, space in (("states", obs), ("actions", act)):

@@ -56,6 +56,21 @@ class DiagGaussian:
         return (0.5 + LOG_SQRT_2PI + self.log_std).sum(-1)
 
 
+def kl_divergence(p: Categorical | DiagGaussian, q: Categorical | DiagGaussian) -> Tensor:
+    """KL(p || q) in closed form for two distributions of the same kind, summed over the action
+    axis (TRPO's constraint, with p the old policy)."""
+    if isinstance(p, Categorical) and isinstance(q, Categorical):
+        # Clamped as in entropy(): an action impossible under p adds 0, not 0 * (-inf) = NaN.
+        log_p = p.logits.clamp(min=torch.finfo(p.logits.dtype).min)
+        return (log_p.exp() * (log_p - q.logits)).sum(-1)
+    if isinstance(p, DiagGaussian) and isinstance(q, DiagGaussian):
+        # log(s_q / s_p) + (s_p^2 + (m_p - m_q)^2) / (2 s_q^2) - 1/2, per dimension.
+        var_ratio = (2.0 * (p.log_std - q.log_std)).exp()
+        mean_term = ((p.mean - q.mean) * torch.exp(-q.log_std)).pow(2)
+        return (0.5 * (var_ratio + mean_term - 1.0) - (p.log_std - q.log_std)).sum(-1)
+    raise TypeError(f"no closed-form KL between {type(p).__name__} and {type(q).__name__}")
+
+
 LOG_2 = math.log(2.0)
 
 

@@ -69,7 +69,10 @@ class ParallelMLP(nn.Module):
     Every member reads the same input [..., in_dim]; the output is [K, ..., out_dim].
     """
 
-    def __init__(self, members: int, in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str = "tanh", out_gains: tuple[float, ...] | None = None):
+    def __init__(self, members: int, in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str = "tanh",
+                 out_gains: tuple[float, ...] | None = None, torch_init: bool = False):
+        """Orthogonal init (gain sqrt(2) hidden, out_gains last, biases 0) as `mlp`; torch_init
+        instead draws each member as nn.Linear does by default (what SB3's off-policy nets use)."""
         super().__init__()
         sizes = (in_dim, *hidden_sizes, out_dim)
         self.members = members
@@ -77,20 +80,39 @@ class ParallelMLP(nn.Module):
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, b)) for b in sizes[1:])
         self.activation = ACTIVATIONS[activation]()
         out_gains = out_gains or (1.0,) * members
-        for layer, weight in enumerate(self.weights):
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             for k in range(members):
-                gain = out_gains[k] if layer == len(self.weights) - 1 else math.sqrt(2)
-                nn.init.orthogonal_(weight.data[k].T, gain)
+                if torch_init:  # nn.Linear.reset_parameters on the [out, in] view
+                    nn.init.kaiming_uniform_(weight.data[k].T, a=math.sqrt(5))
+                    bound = 1 / math.sqrt(weight.shape[1])
+                    nn.init.uniform_(bias.data[k], -bound, bound)
+                else:
+                    gain = out_gains[k] if layer == len(self.weights) - 1 else math.sqrt(2)
+                    nn.init.orthogonal_(weight.data[k].T, gain)
 
     def forward(self, x: Tensor) -> Tensor:
         batch_shape = x.shape[:-1]
         h = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(bias, h, weight)
+            if layer == last and weight.shape[-1] == 1:
+                # A scalar head (a critic): CPU bmm with one output column is several times slower
+                # than the same products as a multiply and a sum, forward and backward alike.
+                h = (h * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
+            else:
+                h = torch.baddbmm(bias, h, weight)
             if layer < last:
                 h = self.activation(h)
         return h.reshape(self.members, *batch_shape, h.shape[-1])
+
+    def member(self, k: int, x: Tensor) -> Tensor:
+        """Member k alone on x [B, in_dim] -> [B, out_dim] (what forward()[k] is, at 1/K of the cost)."""
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.addmm(bias[k], x, weight[k])
+            if layer < last:
+                x = self.activation(x)
+        return x
 
 
 class RunningNorm(nn.Module):
@@ -124,6 +146,5 @@ class RunningNorm(nn.Module):
 
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """theta_target <- tau * theta_source + (1 - tau) * theta_target."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
+    """theta_target <- tau * theta_source + (1 - tau) * theta_target (one fused lerp over all parameters)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)

@@ -1,11 +1,13 @@
-"""What the value-based off-policy methods (DQN and its variants, C51) share besides the replay
-buffer: Stable-Baselines3's epsilon schedule, epsilon-greedy acting over a vector env, the
-minibatches of a gradient phase drawn in one call, and the target-network refresh clock.
+"""What the off-policy methods share besides the replay buffer: Stable-Baselines3's training
+loop (`run`), the minibatches of a gradient phase drawn in one call, and, for the value-based
+ones (DQN and its variants, C51; `train`), SB3's epsilon schedule, epsilon-greedy acting over a
+vector env and the target-network refresh clock. DDPG, TD3 and SAC use `run` directly.
 
-The training loop they share (`train`, around an algorithm's network and `update`) is SB3's:
+The loop is SB3's:
 
-    repeat: collect train_freq vector steps, acting epsilon-greedily
-            refresh the target network as many times as fell due during those steps
+    repeat: collect train_freq vector steps with the behaviour policy (uniformly random actions
+                for the first learning_starts env steps)
+            (value-based) refresh the target network as many times as fell due during those steps
             if more than learning_starts env steps were taken: one gradient phase
 
 Target refreshes are counted in env steps, as SB3's `target_update_interval` is (its `_on_step`
@@ -40,9 +42,8 @@ from rlsuite.rollout.step import EnvCursor
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig(configs.TorchConfig):
-    """The fields of every value-based off-policy method (DQN and its variants, C51): replay,
-    Stable-Baselines3's schedule and exploration, the network's shape."""
+class ReplayConfig(configs.TorchConfig):
+    """The fields of every off-policy method: replay and Stable-Baselines3's schedule."""
 
     num_envs: int = 1
     """Parallel environments; each vector step adds num_envs transitions."""
@@ -51,7 +52,7 @@ class OffPolicyConfig(configs.TorchConfig):
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (rounded down to a multiple of num_envs)."""
     learning_starts: int = 100
-    """Env steps of uniformly random actions before epsilon-greedy acting; gradient phases begin once more than this many were taken."""
+    """Env steps of uniformly random actions before the learned policy acts; gradient phases begin once more than this many were taken."""
     batch_size: int = 32
     """Transitions per gradient step."""
     gamma: float = 0.99
@@ -60,20 +61,10 @@ class OffPolicyConfig(configs.TorchConfig):
     """Vector steps (env steps per env) collected between gradient phases."""
     gradient_steps: int = 1
     """Gradient steps per phase; -1: one per env step collected (train_freq * num_envs)."""
-    target_update_every: int = 10_000
-    """Refresh the target network every this many env steps (SB3's target_update_interval, counted the same way: every max(target_update_every // num_envs, 1) vector steps). Refreshes fall due while collecting, never inside a gradient phase: with target_update_every <= train_freq * num_envs the target is the online network as it was before each phase."""
     tau: float = 1.0
-    """Refresh theta^- <- tau theta + (1 - tau) theta^-; 1 copies (the paper's hard update)."""
-    exploration_fraction: float = 0.1
-    """Fraction of total_steps over which epsilon decays linearly from initial to final."""
-    exploration_initial_eps: float = 1.0
-    """epsilon at the start of the decay."""
-    exploration_final_eps: float = 0.05
-    """epsilon after the decay (also what predict(deterministic=False) uses)."""
-    max_grad_norm: float = 10.0
-    """Global gradient-norm clip (0 disables)."""
+    """Target networks move theta^- <- tau theta + (1 - tau) theta^- (1 copies)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the Q-network."""
+    """Hidden layer widths of the networks."""
     activation: Literal["relu", "tanh", "elu", "gelu"] = "relu"
     """Hidden activation."""
     n_step: int = 1
@@ -81,12 +72,11 @@ class OffPolicyConfig(configs.TorchConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_config(self)
+        check_replay_config(self)
 
 
-def check_config(config) -> None:
-    """Validate the fields every DQN-style config has (see rlsuite.algos.deep.dqn.DQNConfig)."""
-    for name in ("num_envs", "batch_size", "train_freq", "target_update_every", "n_step"):
+def check_replay_config(config) -> None:
+    for name in ("num_envs", "batch_size", "train_freq", "n_step"):
         check(getattr(config, name) >= 1, f"{name} must be >= 1, got {getattr(config, name)}.")
     check(config.buffer_size >= max(config.batch_size, config.num_envs),
           f"buffer_size ({config.buffer_size}) must be at least batch_size ({config.batch_size}) and num_envs ({config.num_envs}).")
@@ -95,11 +85,37 @@ def check_config(config) -> None:
     check(config.learning_rate > 0, f"learning_rate must be > 0, got {config.learning_rate}.")
     check(0 <= config.gamma <= 1, f"gamma must be in [0, 1], got {config.gamma}.")
     check(0 < config.tau <= 1, f"tau must be in (0, 1] (1 copies the online network), got {config.tau}.")
+    check(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {config.hidden_sizes}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig(ReplayConfig):
+    """The fields of every value-based off-policy method (DQN and its variants, C51): a target
+    network refreshed on a clock, epsilon-greedy exploration, gradient clipping."""
+
+    target_update_every: int = 10_000
+    """Refresh the target network every this many env steps (SB3's target_update_interval, counted the same way: every max(target_update_every // num_envs, 1) vector steps). Refreshes fall due while collecting, never inside a gradient phase: with target_update_every <= train_freq * num_envs the target is the online network as it was before each phase."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which epsilon decays linearly from initial to final."""
+    exploration_initial_eps: float = 1.0
+    """epsilon at the start of the decay."""
+    exploration_final_eps: float = 0.05
+    """epsilon after the decay (also what predict(deterministic=False) uses)."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip (0 disables)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self)
+
+
+def check_config(config) -> None:
+    """Validate the fields every DQN-style config has besides ReplayConfig's."""
+    check(config.target_update_every >= 1, f"target_update_every must be >= 1, got {config.target_update_every}.")
     check(0 <= config.exploration_fraction <= 1, f"exploration_fraction must be in [0, 1], got {config.exploration_fraction}.")
     for name in ("exploration_initial_eps", "exploration_final_eps"):
         check(0 <= getattr(config, name) <= 1, f"{name} must be in [0, 1], got {getattr(config, name)}.")
     check(config.max_grad_norm >= 0, f"max_grad_norm must be >= 0 (0 disables clipping), got {config.max_grad_norm}.")
-    check(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {config.hidden_sizes}.")
 
 
 def make_envs(config) -> gym.vector.VectorEnv:
@@ -192,15 +208,52 @@ def refresh_target(target: nn.Module, online: nn.Module, tau: float, times: int)
 
 @dataclasses.dataclass(frozen=True)
 class OffPolicyState:
-    """What continues from one iteration to the next besides the networks, optimizer, envs and buffer."""
+    """What continues from one iteration to the next besides the networks, optimizers, envs and buffer."""
 
     cursor: EnvCursor
     rng: np.random.Generator
-    """Draws exploration and replay minibatches (the only randomness of training besides the envs)."""
-    since_target_update: int
-    """Vector steps since the target network was last refreshed."""
+    """Draws exploration and replay minibatches (the only NumPy randomness of training besides the envs)."""
     gradient_steps: int
     """Gradient steps taken so far."""
+
+
+def run(algo: str, config, *, parts: dict[str, Any], buffer: ReplayBuffer, behaviour: Callable[[np.ndarray, int, np.random.Generator], np.ndarray],
+        update: Callable[[ReplayBatch[Tensor], int], dict[str, float]], act: Callable[[np.ndarray], np.ndarray], export: Callable,
+        device: torch.device, to_env: Callable[[np.ndarray], np.ndarray] | None = None,
+        on_collected: Callable[[int, int], dict[str, float]] | None = None, run_dir=None, **options: Any) -> Run:
+    """Stable-Baselines3's off-policy schedule (module docstring) around an algorithm's pieces:
+
+    behaviour(obs, step, rng): the actions stored for a vector step taken after `step` env steps
+        (to_env maps them to what the env takes, e.g. [-1, 1] to the Box bounds);
+    on_collected(step, vector_steps): called after each collection (DQN refreshes its target there);
+    update(phase batch, gradient steps taken before it): one gradient phase of phase_steps(...)
+        minibatches, returns metrics;
+    act(obs): the deterministic policy that is evaluated; export(directory) writes it.
+    Checkpoints hold `parts`, the envs and the replay buffer (as arrays)."""
+    envs = CheckpointableEnvs(make_envs(config))
+    with Loop(
+        algo, config, run_dir, budget=config.budget, schedule=config.schedule,
+        parts={**parts, "envs": envs, "replay": buffer},
+        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, act, config.seed), export=export, **options,
+    ) as loop:
+        state = loop.start(lambda: OffPolicyState(
+            EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), np.random.default_rng(derive_seed(config.seed, algo)), 0))
+        rng = state.rng
+        while loop.running():
+            # The last iteration stops at the budget instead of running past it.
+            vector_steps = min(config.train_freq, -(-(config.total_steps - loop.step) // config.num_envs))
+            steps = iter(range(loop.step, loop.step + vector_steps * config.num_envs, config.num_envs))
+            episodes, cursor = collect_transitions(envs, state.cursor, lambda obs: behaviour(obs, next(steps), rng), buffer, vector_steps, to_env)
+            collected = vector_steps * config.num_envs
+            metrics = on_collected(loop.step, vector_steps) if on_collected is not None else {}
+            done_steps = state.gradient_steps
+            phase = phase_steps(config, collected)
+            if loop.step + collected > config.learning_starts and phase > 0:
+                metrics |= update(sample_phase(buffer, rng, phase, config, device), done_steps)
+                done_steps += phase
+            state = OffPolicyState(cursor, rng, done_steps)
+            loop.record(collected, metrics, episodes=episodes, state=state)
+        return loop.finish()
 
 
 UpdateFn = Callable[[nn.Module, nn.Module, torch.optim.Optimizer, ReplayBatch[Tensor], Any], dict[str, float]]
@@ -208,38 +261,22 @@ UpdateFn = Callable[[nn.Module, nn.Module, torch.optim.Optimizer, ReplayBatch[Te
 
 
 def train(algo: str, config: OffPolicyConfig, q_net: nn.Module, optimizer: torch.optim.Optimizer, update: UpdateFn, run_dir=None, **options: Any) -> Run:
-    """Train q_net (with `greedy(obs)`, `n_actions` and its spaces) by SB3's schedule (module
-    docstring), calling the algorithm's `update` for each gradient phase; returns the Run.
-    Checkpoints hold both networks, the optimizer, the envs and the replay buffer (as arrays)."""
-    device = next(q_net.parameters()).device
+    """Train q_net (with `greedy(obs)`, `n_actions` and its spaces) by SB3's schedule, acting
+    epsilon-greedily and refreshing a target network on SB3's clock; the algorithm's `update`
+    runs each gradient phase. Returns the Run."""
     target_net = copy.deepcopy(q_net).requires_grad_(False)
-    buffer = ReplayBuffer(config.buffer_size, config.num_envs, q_net.observation_space.shape, ())
-    envs = CheckpointableEnvs(make_envs(config))
-    with Loop(
-        algo, config, run_dir, budget=config.budget, schedule=config.schedule,
-        parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer, "envs": envs, "replay": buffer},
-        evaluate=EpisodeEvaluator(config.env, config.eval_episodes, q_net.greedy, config.seed),
-        export=lambda directory: checkpoint.save_network(q_net, directory), **options,
-    ) as loop:
-        state = loop.start(lambda: OffPolicyState(
-            EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), np.random.default_rng(derive_seed(config.seed, algo)), 0, 0))
-        rng = state.rng
-        while loop.running():
-            # The last iteration stops at the budget instead of running past it.
-            vector_steps = min(config.train_freq, -(-(config.total_steps - loop.step) // config.num_envs))
-            epsilons = iter([exploration_rate(loop.step + i * config.num_envs, config) for i in range(vector_steps)])
-            episodes, cursor = collect_transitions(
-                envs, state.cursor, lambda obs: epsilon_greedy(q_net.greedy, obs, next(epsilons), q_net.n_actions, rng), buffer, vector_steps
-            )
-            collected = vector_steps * config.num_envs
-            refreshes, since = target_refreshes(state.since_target_update, vector_steps, config)
-            refresh_target(target_net, q_net, config.tau, refreshes)
-            metrics: dict[str, float] = {"charts/epsilon": exploration_rate(loop.step, config)}
-            done_steps = state.gradient_steps
-            steps = phase_steps(config, collected)
-            if loop.step + collected > config.learning_starts and steps > 0:
-                metrics |= update(q_net, target_net, optimizer, sample_phase(buffer, rng, steps, config, device), config)
-                done_steps += steps
-            state = OffPolicyState(cursor, rng, since, done_steps)
-            loop.record(collected, metrics, episodes=episodes, state=state)
-        return loop.finish()
+    period = max(config.target_update_every // config.num_envs, 1)
+
+    def refresh_due_targets(step: int, vector_steps: int) -> dict[str, float]:
+        refreshes, _ = target_refreshes((step // config.num_envs) % period, vector_steps, config)
+        refresh_target(target_net, q_net, config.tau, refreshes)
+        return {"charts/epsilon": exploration_rate(step, config)}
+
+    return run(
+        algo, config, parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer},
+        buffer=ReplayBuffer(config.buffer_size, config.num_envs, q_net.observation_space.shape, ()),
+        behaviour=lambda obs, step, rng: epsilon_greedy(q_net.greedy, obs, exploration_rate(step, config), q_net.n_actions, rng),
+        update=lambda batch, _: update(q_net, target_net, optimizer, batch, config), act=q_net.greedy,
+        export=lambda directory: checkpoint.save_network(q_net, directory), device=next(q_net.parameters()).device,
+        on_collected=refresh_due_targets, run_dir=run_dir, **options,
+    )

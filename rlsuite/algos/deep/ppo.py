@@ -14,9 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlsuite.core import checkpoint, config as configs
@@ -30,8 +28,7 @@ from rlsuite.envs.checkpointing import CheckpointableEnvs
 from rlsuite.envs.vector import make_vector_env
 from rlsuite.errors import check
 from rlsuite.ops import losses, returns
-from rlsuite.ops.distributions import Categorical, DiagGaussian
-from rlsuite.ops.nets import ParallelMLP, RunningNorm
+from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
 from rlsuite.rollout.collect import collect_rollout
 from rlsuite.rollout.step import EnvCursor
@@ -124,60 +121,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                                      gae_lambda=0.9, learning_rate=7.77e-5, ent_coef=0.00429, clip_coef=0.1, max_grad_norm=5.0,
                                      vf_coef=0.19, log_std_init=-1.0, normalize_obs=True, normalize_reward=True,
                                      total_steps=100_000, eval_every=5_000),
+    # rl-baselines3-zoo's MuJoCo values (its -v4 entries; the zoo has none for -v5): 1 env, 512 steps,
+    # ReLU 256-256, log std -2, VecNormalize, a constant learning rate; its vf_coef doubled as above.
+    # The zoo turns orthogonal init off; rlsuite keeps it (PPO's implementation details).
+    "HalfCheetah-v5": dict(num_envs=1, num_steps=512, minibatch_size=64, update_epochs=20, gamma=0.98, gae_lambda=0.92, learning_rate=2.0633e-05,
+                           anneal_lr=False, ent_coef=0.000401762, clip_coef=0.1, max_grad_norm=0.8, vf_coef=1.16192, log_std_init=-2.0,
+                           activation="relu", hidden_sizes=(256, 256), normalize_obs=True, normalize_reward=True,
+                           total_steps=1_000_000, eval_every=10_000),
+    "Hopper-v5": dict(num_envs=1, num_steps=512, minibatch_size=32, update_epochs=5, gamma=0.999, gae_lambda=0.99, learning_rate=9.80828e-05,
+                      anneal_lr=False, ent_coef=0.00229519, clip_coef=0.2, max_grad_norm=0.7, vf_coef=1.671342, log_std_init=-2.0,
+                      activation="relu", hidden_sizes=(256, 256), normalize_obs=True, normalize_reward=True,
+                      total_steps=1_000_000, eval_every=10_000),
 }
-
-
-class ActorCritic(nn.Module):
-    """Separate policy and value MLPs (as Stable-Baselines3's default), evaluated as one batched
-    network, with optional observation normalization kept inside the saved policy."""
-
-    def __init__(self, obs_space: spaces.Box, action_space: spaces.Space, config: PPOConfig):
-        super().__init__()
-        self.observation_space, self.action_space = obs_space, action_space
-        obs_dim = int(np.prod(obs_space.shape))
-        self.discrete = isinstance(action_space, spaces.Discrete)
-        self.action_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        # Member 0 is the policy (small last-layer init keeps the first policy near uniform),
-        # member 1 the value function; both share the observation as input.
-        self.nets = ParallelMLP(2, obs_dim, config.hidden_sizes, self.action_dim, config.activation, out_gains=(0.01, 1.0))
-        self.obs_norm = RunningNorm(obs_space.shape) if config.normalize_obs else None
-        if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((self.action_dim,), config.log_std_init))
-            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
-            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
-
-    def observe(self, obs: np.ndarray, update_stats: bool = False) -> Tensor:
-        x = torch.as_tensor(obs, dtype=torch.float32, device=self.nets.biases[0].device)
-        if self.obs_norm is None:
-            return x
-        if update_stats:
-            self.obs_norm.update(x)
-        return self.obs_norm(x)
-
-    def forward(self, obs: Tensor) -> tuple[Categorical | DiagGaussian, Tensor]:
-        """pi(.|s) and V(s)."""
-        policy_out, value_out = self.nets(obs)
-        dist = Categorical(policy_out) if self.discrete else DiagGaussian(policy_out, self.log_std)
-        return dist, value_out[..., 0]
-
-    def value(self, obs: Tensor) -> Tensor:
-        return self(obs)[1]
-
-    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        dist, value = self(obs)
-        action = dist.sample()
-        return action, dist.log_prob(action), value
-
-    def env_action(self, action: Tensor) -> np.ndarray:
-        if self.discrete:
-            return action.cpu().numpy()
-        unit = action.clamp(-1.0, 1.0)
-        return (self.action_low + 0.5 * (unit + 1.0) * (self.action_high - self.action_low)).cpu().numpy()
-
-    @torch.inference_mode()
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        dist, _ = self(self.observe(obs))
-        return self.env_action(dist.mode() if deterministic else dist.sample())
 
 
 OBJECTIVES: dict[str, Callable[..., tuple[Tensor, dict[str, Tensor]]]] = {

@@ -97,7 +97,7 @@ def test_termination_stops_bootstrapping_and_truncation_does_not(terminate):
 def test_box_actions_are_refused_before_any_run_directory(tmp_path, capsys):
     assert main(["train", "c51", "--env", "Pendulum-v1", "--run-dir", "run", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "Discrete" in err and "Pendulum-v1" in err and "use ppo" in err
+    assert "Discrete" in err and "Pendulum-v1" in err and "for continuous control use sac" in err
     assert not (tmp_path / "run").exists()
 
 

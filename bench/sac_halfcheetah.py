@@ -28,6 +28,7 @@ Run:  python bench/sac_halfcheetah.py                     # full: 1 seed x 100k 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 from time import perf_counter
 
@@ -131,17 +132,43 @@ def run_all(args) -> list[dict]:
     if args.only is None:
         check_same_settings(spec, args.learning_starts)
     records = []
+    if args.concurrent:
+        # Each library in its own process on its own core, at the same time: both see the same
+        # machine (a shared L3 and memory bandwidth), and the run takes half the wall-clock.
+        tasks = [(library, seed, args.steps, args.eval_every, args.learning_starts) for seed in range(args.seeds) for library in c.libraries(args.only)]
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            for record in pool.imap(run_one, tasks):
+                report(record)
+                records.append(record)
+        return records
     for seed in range(args.seeds):
         for library in c.libraries(args.only):
             if library == "sb3":
                 record = run_sb3(seed, args.steps, args.learning_starts, args.eval_every)
             else:
                 record = run_rlsuite(spec, rlsuite_config(spec, seed, args.steps, args.eval_every, args.learning_starts), seed)
-            print(f"  {record['library']:>7} seed {record['seed']}: {record['env_steps']:,} steps, "
-                  f"{c.throughput(record):,.0f} train steps/s, total {record['total_seconds']:.1f}s, "
-                  f"eval {record['eval_seconds']:.1f}s, final eval {c.final_mean(record['evaluations']):.1f}", flush=True)
+            report(record)
             records.append(record)
     return records
+
+
+def report(record: dict) -> None:
+    print(f"  {record['library']:>7} seed {record['seed']}: {record['env_steps']:,} steps, "
+          f"{c.throughput(record):,.0f} train steps/s, total {record['total_seconds']:.1f}s, "
+          f"eval {record['eval_seconds']:.1f}s, final eval {c.final_mean(record['evaluations']):.1f}", flush=True)
+
+
+def run_one(task: tuple) -> dict:
+    """One library and seed in a worker process (--concurrent)."""
+    library, seed, steps, eval_every, learning_starts = task
+    torch.set_num_threads(1)
+    quiet_settotalmass_warning()
+    if library == "sb3":
+        return run_sb3(seed, steps, learning_starts, eval_every)
+    from rlsuite.core import registry
+
+    spec = registry.spec("sac")
+    return run_rlsuite(spec, rlsuite_config(spec, seed, steps, eval_every, learning_starts), seed)
 
 
 def run_sb3(seed: int, steps: int, learning_starts: int, eval_every: int) -> dict:
@@ -238,6 +265,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--learning-starts", type=int, default=LEARNING_STARTS,
                         help=f"random warm-up steps, both libraries (default {LEARNING_STARTS:,}, the zoo's; lower only for smoke tests)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="run the two libraries at the same time, one process and one core each (half the wall-clock; both share the machine alike)")
     parser.add_argument("--only", choices=("sb3", "rlsuite"), help="run one library only (for checking the harness; implies --no-write)")
     args = parser.parse_args()
     if args.eval_every <= 0 or args.steps % args.eval_every:
@@ -257,7 +286,8 @@ def main() -> None:
     records = run_all(args)
     summary = summarize(records, args.steps)
     what = (f"SAC on {ENV_ID}, {args.seeds} seed(s) x {args.steps:,} steps, eval every {args.eval_every:,} steps "
-            f"({EVAL_EPISODES} episodes)" + ("" if args.learning_starts == LEARNING_STARTS else f", learning_starts {args.learning_starts:,}"))
+            f"({EVAL_EPISODES} episodes)" + ("" if args.learning_starts == LEARNING_STARTS else f", learning_starts {args.learning_starts:,}")
+            + (", both libraries at once (one process and one core each)" if args.concurrent else ""))
     title = c.section_title("sac_halfcheetah.py", what, args.standard)
     body = "\n\n".join([c.environment_line(), table(records, summary, args.steps), curves(records), reported(summary, args.steps, args.seeds)])
     print("\n" + title + "\n\n" + body, flush=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The language-model GPU check (issues 7 and 8), for a machine with a CUDA GPU: SFT, GRPO and the preference and RLHF algorithms for a few
+# The GPU check (issues 7, 8 and 9), for a machine with a CUDA GPU: SFT, GRPO and the preference and RLHF algorithms for a few
 # steps with --device cuda (bfloat16 where supported), step times printed, then the vLLM
 # generation path if vLLM installs. Writes everything under ${OUT:-gpu-check}/. Nothing here
 # runs in CI; no code path requires a GPU.
@@ -39,6 +39,12 @@ run kto-cuda-bf16 kto --task arithmetic --total-steps 10 --eval-every 0 --eval-s
 run ppo-rlhf-cuda ppo_rlhf --task arithmetic --reward-model "$OUT/rm-cuda-bf16" --total-steps 8 --eval-every 0 --eval-size 64 --device cuda
 run rejection-cuda rejection_sampling --task arithmetic --total-steps 64 --device cuda
 run distill-cuda distill --task arithmetic --total-steps 20 --eval-every 0 --eval-size 64 --device cuda
+# Issue 9's deep RL algorithms on CUDA (replay and rollouts on the GPU, env actions back on the host).
+run sac-cuda sac --env Pendulum-v1 --total-steps 600 --learning-starts 100 --eval-every 300 --device cuda
+run td3-cuda td3 --env Pendulum-v1 --total-steps 600 --learning-starts 100 --eval-every 300 --device cuda
+run trpo-cuda trpo --env Pendulum-v1 --total-steps 4096 --eval-every 2048 --device cuda
+run a2c-cuda a2c --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
+run reinforce-cuda reinforce --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
 if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then
     run grpo-vllm grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --generator vllm
 else

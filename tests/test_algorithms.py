@@ -114,3 +114,23 @@ def test_deep_resume_is_bit_exact_on_cpu(name, tmp_path):
     b = torch.load(resumed.dir / "model" / "policy.pt", weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
     np.testing.assert_array_equal(straight.evaluations["mean_return"], resumed.evaluations["mean_return"])
+
+
+MUJOCO_SMOKE = {
+    "sac": dict(total_steps=300, learning_starts=100, batch_size=32, hidden_sizes=(32, 32)),
+    "td3": dict(total_steps=300, learning_starts=100, batch_size=32, hidden_sizes=(32, 32)),
+    "ddpg": dict(total_steps=300, learning_starts=100, batch_size=32, hidden_sizes=(32, 32)),
+    "ppo": dict(total_steps=256, num_steps=128, minibatch_size=64, update_epochs=1, hidden_sizes=(32, 32)),
+}
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5"])
+@pytest.mark.parametrize("name", sorted(MUJOCO_SMOKE))
+def test_mujoco_presets_train(name, env_id, tmp_path):
+    """The zoo presets for MuJoCo envs are configs these envs accept (a few hundred steps each)."""
+    pytest.importorskip("mujoco", reason="the rlsuite[mujoco] extra is not installed")
+    spec = registry.spec(name)
+    assert env_id in spec.presets
+    config = spec.preset(env_id, eval_every=0, eval_episodes=1, **MUJOCO_SMOKE[name])
+    run = spec.train(config, tmp_path / "run", quiet=True)
+    assert run.status == "finished" and np.isfinite(run.evaluations["mean_return"]).all()

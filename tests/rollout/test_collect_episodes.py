@@ -1,5 +1,8 @@
 """collect_episodes: one whole episode per sub-env, on envs whose observation is their clock."""
 
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,40 +10,22 @@ import torch
 
 from rlsuite.rollout.collect import collect_episodes
 
+sys.path.insert(0, str(Path(__file__).parent))
+import test_collect  # noqa: E402
 
-class Clock(gym.Env):
+
+class Clock(test_collect.Clock):
     """obs = [t]; reward = t + 1 (so a sum tells which steps were counted); terminates at
     t == terminate_at (or is cut by a time limit when registered with one)."""
 
     observation_space = gym.spaces.Box(0, 1000, (1,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, terminate_at=3):
-        self.terminate_at = terminate_at
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.array([0.0], np.float32), {}
 
     def step(self, action):
-        self.t += 1
-        return np.array([self.t], np.float32), float(self.t), self.t == self.terminate_at, False, {}
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, float(self.t), terminated, truncated, info
 
 
-class ValueIsClock:
-    """Action 0 always, log-prob 0, and the observation's first entry as the value, so stored
-    values can be read off."""
-
-    def observe(self, obs, update_stats):
-        return torch.as_tensor(obs, dtype=torch.float32)
-
-    def act(self, obs):
-        n = obs.shape[0]
-        return torch.zeros(n, dtype=torch.long), torch.zeros(n), obs[:, 0].clone()
-
-    def env_action(self, action):
-        return action.numpy()
+ValueIsClock = test_collect.ValueIsClock
 
 
 @pytest.fixture

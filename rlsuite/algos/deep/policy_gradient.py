@@ -35,25 +35,24 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rlsuite.core import checkpoint, config as configs
+from rlsuite.core import checkpoint
 from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
-from rlsuite.envs.checkpointing import CheckpointableEnvs
 from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.envs.resolver import require, resolve
-from rlsuite.envs.vector import make_vector_env
 from rlsuite.errors import check
 from rlsuite.ops import losses, returns
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
+from rlsuite.rollout import onpolicy
 from rlsuite.rollout.collect import collect_episodes, collect_rollout
 from rlsuite.rollout.step import EnvCursor
 
 
 @dataclasses.dataclass(frozen=True)
-class PGConfig(configs.TorchConfig):
+class PGConfig(onpolicy.ActorCriticConfig):
     num_envs: int = 8
     """Parallel envs: episodes per update (Monte Carlo rungs), or envs stepped num_steps times per update."""
     num_steps: int = 5
@@ -72,16 +71,6 @@ class PGConfig(configs.TorchConfig):
     """Global gradient-norm clip (0 disables)."""
     normalize_advantages: bool = False
     """Standardize Psi over each batch (off: the rungs as written)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden widths of the separate policy and critic networks."""
-    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log std of the Gaussian policy (Box actions)."""
-    normalize_obs: bool = False
-    """Normalize observations by running statistics (kept inside the saved policy)."""
-    normalize_reward: bool = False
-    """Scale rewards by the running std of the discounted return (training only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,7 +80,6 @@ class PGConfig(configs.TorchConfig):
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
         for name in ("ent_coef", "vf_coef", "max_grad_norm"):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}.")
-        check(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {self.hidden_sizes}.")
 
 
 # --- Psi_t, rung by rung ---------------------------------------------------------------------------
@@ -191,10 +179,8 @@ def make_train(name: str):
         device = setup_torch(config)
         agent = ActorCritic(env.observation_space, env.action_space, config, critic="q" if rung.critic == "q" else "v").to(device)
         optimizer = make_optimizer(agent, config, device)
-        envs = CheckpointableEnvs(make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma))
-        rollout = None if rung.episodes else Rollout.allocate(
-            config.num_steps, config.num_envs, env.observation_space.shape, env.action_space.shape,
-            torch.long if agent.discrete else torch.float32, device)
+        envs = onpolicy.make_envs(config)
+        rollout = None if rung.episodes else onpolicy.allocate_rollout(config, agent, device)
         with Loop(
             name, config, run_dir, budget=config.budget, schedule=config.schedule,
             parts={"agent": agent, "optimizer": optimizer, "envs": envs},

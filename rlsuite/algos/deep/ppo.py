@@ -17,25 +17,24 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from rlsuite.core import checkpoint, config as configs
+from rlsuite.core import checkpoint
 from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.envs.resolver import require, resolve
-from rlsuite.envs.checkpointing import CheckpointableEnvs
-from rlsuite.envs.vector import make_vector_env
 from rlsuite.errors import check
 from rlsuite.ops import losses, returns
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
+from rlsuite.rollout import onpolicy
 from rlsuite.rollout.collect import collect_rollout
 from rlsuite.rollout.step import EnvCursor
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(configs.TorchConfig):
+class PPOConfig(onpolicy.ActorCriticConfig):
     num_envs: int = 8
     """Parallel environments."""
     num_steps: int = 128
@@ -74,16 +73,6 @@ class PPOConfig(configs.TorchConfig):
     """Global gradient-norm clip (0 disables)."""
     target_kl: float = 0.0
     """Stop the epochs early when the approximate KL exceeds this (0 disables)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the separate policy and value networks."""
-    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (Box actions)."""
-    normalize_obs: bool = False
-    """Normalize observations by running statistics (kept inside the saved policy)."""
-    normalize_reward: bool = False
-    """Scale rewards by the running std of the discounted return (training only)."""
 
     @property
     def batch_size(self) -> int:
@@ -100,7 +89,6 @@ class PPOConfig(configs.TorchConfig):
         check(self.kl_target > 0 and self.kl_coef >= 0, "kl_target must be > 0 and kl_coef >= 0.")
         for name in ("ent_coef", "vf_coef", "max_grad_norm", "target_kl"):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}.")
-        check(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {self.hidden_sizes}.")
         check(self.minibatch_size <= self.batch_size and self.batch_size % self.minibatch_size == 0, f"minibatch_size {self.minibatch_size} "
               f"must divide the batch num_envs * num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}.")
 
@@ -207,11 +195,8 @@ def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
     device = setup_torch(config)
     agent = ActorCritic(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
-    rollout = Rollout.allocate(
-        config.num_steps, config.num_envs, env.observation_space.shape, env.action_space.shape,
-        torch.long if agent.discrete else torch.float32, device,
-    )
-    envs = CheckpointableEnvs(make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma))
+    rollout = onpolicy.allocate_rollout(config, agent, device)
+    envs = onpolicy.make_envs(config)
     with Loop(
         "ppo", config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"agent": agent, "optimizer": optimizer, "envs": envs},

@@ -19,32 +19,31 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from rlsuite.core import checkpoint, config as configs
+from rlsuite.core import checkpoint
 from rlsuite.core.loop import Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
-from rlsuite.envs.checkpointing import CheckpointableEnvs
 from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.envs.resolver import require, resolve
-from rlsuite.envs.vector import make_vector_env
 from rlsuite.errors import check
 from rlsuite.ops import losses, returns
 from rlsuite.ops.distributions import DiagGaussian, kl_divergence
 from rlsuite.ops.natural_gradient import conjugate_gradient, line_search
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
+from rlsuite.rollout import onpolicy
 from rlsuite.rollout.collect import collect_rollout
 from rlsuite.rollout.step import EnvCursor
 
 
 @dataclasses.dataclass(frozen=True)
-class TRPOConfig(configs.TorchConfig):
+class TRPOConfig(onpolicy.ActorCriticConfig):
     num_envs: int = 1
     """Parallel environments."""
     num_steps: int = 2048
@@ -73,16 +72,6 @@ class TRPOConfig(configs.TorchConfig):
     """Passes of value regression over each batch."""
     value_minibatch_size: int = 128
     """Transitions per value gradient step."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden widths of the separate policy and value networks."""
-    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log std of the Gaussian policy (Box actions)."""
-    normalize_obs: bool = False
-    """Normalize observations by running statistics (kept inside the saved policy)."""
-    normalize_reward: bool = False
-    """Scale rewards by the running std of the discounted return (training only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -191,9 +180,8 @@ def train(config: TRPOConfig, run_dir=None, **options: Any) -> Run:
     # Adam over the shared tensors: the value loss reaches only the value member, whose entries
     # alone get gradients, so Adam's moments and steps for the policy's entries stay 0.
     value_optimizer = torch.optim.Adam(agent.nets.parameters(), lr=config.value_learning_rate)
-    rollout = Rollout.allocate(config.num_steps, config.num_envs, env.observation_space.shape, env.action_space.shape,
-                               torch.long if agent.discrete else torch.float32, device)
-    envs = CheckpointableEnvs(make_vector_env(config.env, config.num_envs, normalize_reward=config.normalize_reward, gamma=config.gamma))
+    rollout = onpolicy.allocate_rollout(config, agent, device)
+    envs = onpolicy.make_envs(config)
     with Loop(
         "trpo", config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"agent": agent, "value_optimizer": value_optimizer, "envs": envs},

@@ -3,7 +3,6 @@ truncation end to end through the replay buffer, the Box-action error, a smoke r
 policy API, bit-exact resume, and (slow) learning on CartPole and Acrobot."""
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from learning import solves  # noqa: E402
 from clock_replay import ACTIONS, OBS, clock_phase  # noqa: E402
 
 SMALL = dict(num_envs=1, buffer_size=4_096, learning_starts=256, batch_size=32, train_freq=64, gradient_steps=16,
@@ -211,22 +211,6 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, extra):
 
 
 # --- learning ------------------------------------------------------------------------------------
-
-def solves(train, make_config, seeds, threshold, needed):
-    """Train seed after seed, each stopped at its first evaluation >= threshold; True as soon as
-    `needed` seeds got there (the rest are not run). Prints what each seed did."""
-    passed = 0
-    for seed in seeds:
-        started = time.perf_counter()
-        stop = lambda loop: loop.evaluations and loop.evaluations[-1][1]["mean_return"] >= threshold and loop.request_stop()
-        run = train(make_config(seed), f"run-{seed}", quiet=True, callbacks=[stop])
-        best = float(max(run.evaluations["mean_return"]))
-        print(f"seed {seed}: best evaluation {best:.1f} by step {run.step:,} in {time.perf_counter() - started:.1f}s")
-        passed += best >= threshold
-        if passed >= needed:
-            return True
-    return False
-
 
 @pytest.mark.slow
 def test_dqn_solves_cartpole_within_60k_steps():

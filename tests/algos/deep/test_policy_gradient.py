@@ -3,7 +3,8 @@ update against hand-computed values, the Box-action error of q_actor_critic, bit
 (slow) learning on CartPole and Acrobot."""
 
 import math
-import time
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,9 @@ from rlsuite.core import checkpoint, registry
 from rlsuite.core.run import RunDir
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
+
+sys.path.insert(0, str(Path(__file__).parent))
+from learning import solves  # noqa: E402
 
 GAMMA = 0.5
 
@@ -330,22 +334,6 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, algo):
 
 
 # --- learning ------------------------------------------------------------------------------------
-
-def solves(train, make_config, seeds, threshold, needed):
-    """Train seed after seed, each stopped at its first evaluation >= threshold; True as soon as
-    `needed` seeds got there (the rest are not run). Prints what each seed did."""
-    passed = 0
-    for seed in seeds:
-        started = time.perf_counter()
-        stop = lambda loop: loop.evaluations and loop.evaluations[-1][1]["mean_return"] >= threshold and loop.request_stop()
-        run = train(make_config(seed), f"run-{seed}", quiet=True, callbacks=[stop])
-        best = float(max(run.evaluations["mean_return"]))
-        print(f"seed {seed}: best evaluation {best:.1f} by step {run.step:,} in {time.perf_counter() - started:.1f}s")
-        passed += best >= threshold
-        if passed >= needed:
-            return True
-    return False
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["reinforce_baseline", "a2c"])

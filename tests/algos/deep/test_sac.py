@@ -3,7 +3,6 @@ actor), the temperature's direction and its analytic gradient, the Polyak interv
 critics of the actor step, the Box-action error, bit-exact resume, and (slow) Pendulum."""
 
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,6 +16,7 @@ from rlsuite.ops.policies import QFunctions, SquashedGaussianActor
 from rlsuite.rollout.replay import ReplayBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from learning import solves  # noqa: E402
 from test_ddpg import assert_same_checkpoint  # noqa: E402
 
 OBS = gym.spaces.Box(-10, 10, (2,), np.float32)
@@ -248,23 +248,6 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     assert_same_checkpoint(tmp_path / "whole", tmp_path / "cut", PARTS)
     for column in whole.evaluations:
         np.testing.assert_array_equal(resumed.evaluations[column], whole.evaluations[column])
-
-
-def solves(train, make_config, seeds, threshold, needed):
-    """Train seed after seed, each stopped at its first evaluation >= threshold; True as soon as
-    `needed` seeds got there (the rest are not run). Prints what each seed did."""
-    passed = 0
-    for seed in seeds:
-        started = time.perf_counter()
-        stop = lambda loop: loop.evaluations and loop.evaluations[-1][1]["mean_return"] >= threshold and loop.request_stop()
-        run = train(make_config(seed), f"run-{seed}", quiet=True, callbacks=[stop])
-        curve = ", ".join(f"{int(step)}: {ret:.0f}" for step, ret in zip(run.evaluations["step"], run.evaluations["mean_return"]))
-        best = float(max(run.evaluations["mean_return"]))
-        print(f"seed {seed}: best evaluation {best:.1f} by step {run.step:,} in {time.perf_counter() - started:.1f}s ({curve})")
-        passed += best >= threshold
-        if passed >= needed:
-            return True
-    return False
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@ the accepted step (also when the full step breaks it), the value member untouche
 step, the Discrete-observation error, bit-exact resume, and (slow) learning on CartPole."""
 
 import math
-import time
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +19,9 @@ from rlsuite.core.run import RunDir
 from rlsuite.ops.distributions import Categorical, DiagGaussian, kl_divergence
 from rlsuite.ops.natural_gradient import conjugate_gradient
 from rlsuite.ops.policies import ActorCritic
+
+sys.path.insert(0, str(Path(__file__).parent))
+from learning import solves  # noqa: E402
 
 OBS = gym.spaces.Box(-1, 1, (2,))
 SPACES = {"discrete": gym.spaces.Discrete(3), "box": gym.spaces.Box(-1, 1, (2,))}
@@ -314,22 +318,6 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
 
 
 # --- learning ------------------------------------------------------------------------------------
-
-def solves(train, make_config, seeds, threshold, needed):
-    """Train seed after seed, each stopped at its first evaluation >= threshold; True as soon as
-    `needed` seeds got there (the rest are not run). Prints what each seed did."""
-    passed = 0
-    for seed in seeds:
-        started = time.perf_counter()
-        stop = lambda loop: loop.evaluations and loop.evaluations[-1][1]["mean_return"] >= threshold and loop.request_stop()
-        run = train(make_config(seed), f"run-{seed}", quiet=True, callbacks=[stop])
-        best = float(max(run.evaluations["mean_return"]))
-        print(f"seed {seed}: best evaluation {best:.1f} by step {run.step:,} in {time.perf_counter() - started:.1f}s")
-        passed += best >= threshold
-        if passed >= needed:
-            return True
-    return False
-
 
 @pytest.mark.slow
 def test_trpo_solves_cartpole_within_100k_steps():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -142,6 +143,20 @@ class RunningNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + self.eps)
         return z.clamp(-self.clip, self.clip)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """Within the block, module's parameters take no gradient (a loss through the module, e.g. an
+    actor's through its critic, reaches only the other parameters); restored on exit."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @torch.no_grad()

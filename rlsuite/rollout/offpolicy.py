@@ -153,6 +153,18 @@ def epsilon_greedy(greedy: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, 
     return np.where(explore, random_actions, greedy_actions) if explore.any() else greedy_actions
 
 
+def after_uniform_warm_up(act: Callable[[np.ndarray, np.random.Generator], np.ndarray], config, action_dim: int):
+    """The behaviour of continuous-action methods (DDPG, TD3, SAC): actions uniform in [-1, 1]^d
+    for the first learning_starts env steps (SB3's warm-up), act(obs, rng) after."""
+
+    def behaviour(obs: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
+        if step < config.learning_starts:
+            return rng.uniform(-1.0, 1.0, (len(obs), action_dim)).astype(np.float32)
+        return act(obs, rng)
+
+    return behaviour
+
+
 def phase_steps(config, env_steps: int) -> int:
     """Gradient steps of a phase that follows `env_steps` collected ones (-1: one per env step)."""
     return config.gradient_steps if config.gradient_steps >= 0 else env_steps

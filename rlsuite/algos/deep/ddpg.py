@@ -35,7 +35,7 @@ from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
-from rlsuite.ops.nets import polyak_update
+from rlsuite.ops.nets import frozen, polyak_update
 from rlsuite.ops.policies import DeterministicActor, QFunctions, box_mapper
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
@@ -106,7 +106,6 @@ def update(nets: dict[str, Any], batch: ReplayBatch, config: DDPGConfig, gradien
     policy_delay-th step (counted over the whole run, as SB3 does) an actor step and the Polyak
     move of both targets."""
     actor, critic, actor_target, critic_target = nets["actor"], nets["critic"], nets["actor_target"], nets["critic_target"]
-    critic_params = list(critic.parameters())
     critic_losses, actor_losses = [], []
     for k in range(batch.obs.shape[0] // config.batch_size):
         minibatch = offpolicy.minibatch(batch, k, config.batch_size)
@@ -119,15 +118,11 @@ def update(nets: dict[str, Any], batch: ReplayBatch, config: DDPGConfig, gradien
         nets["critic_optimizer"].step()
         critic_losses.append(critic_loss.detach())
         if (gradient_steps_before + k + 1) % config.policy_delay == 0:
-            # The critic is held fixed: the actor's loss needs no gradient for its weights.
-            for p in critic_params:
-                p.requires_grad_(False)
-            actor_loss = -critic.first(minibatch.obs, actor(minibatch.obs)).mean()
-            nets["actor_optimizer"].zero_grad(set_to_none=True)
-            actor_loss.backward()
-            nets["actor_optimizer"].step()
-            for p in critic_params:
-                p.requires_grad_(True)
+            with frozen(critic):  # the actor's loss needs no gradient for the critic's weights
+                actor_loss = -critic.first(minibatch.obs, actor(minibatch.obs)).mean()
+                nets["actor_optimizer"].zero_grad(set_to_none=True)
+                actor_loss.backward()
+                nets["actor_optimizer"].step()
             polyak_update(critic_target, critic, config.tau)
             polyak_update(actor_target, actor, config.tau)
             actor_losses.append(actor_loss.detach())
@@ -140,15 +135,13 @@ def update(nets: dict[str, Any], batch: ReplayBatch, config: DDPGConfig, gradien
 def exploration(actor: DeterministicActor, config: DDPGConfig, action_dim: int):
     """The behaviour policy: uniform in [-1, 1] before learning_starts, then clip(mu(s) + noise)."""
 
-    def behaviour(obs: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
-        if step < config.learning_starts:
-            return rng.uniform(-1.0, 1.0, (len(obs), action_dim)).astype(np.float32)
+    def noisy(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         actions = actor.unit_actions(obs).cpu().numpy()
         if config.action_noise > 0:
             actions = actions + rng.normal(0.0, config.action_noise, actions.shape)
         return np.clip(actions, -1.0, 1.0).astype(np.float32)
 
-    return behaviour
+    return offpolicy.after_uniform_warm_up(noisy, config, action_dim)
 
 
 def make_train(name: str):

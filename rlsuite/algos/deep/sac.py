@@ -30,7 +30,7 @@ from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
-from rlsuite.ops.nets import polyak_update
+from rlsuite.ops.nets import frozen, polyak_update
 from rlsuite.ops.policies import QFunctions, SquashedGaussianActor, box_mapper
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
@@ -112,16 +112,12 @@ def update(nets: dict[str, Any], batch: ReplayBatch, config: SACConfig, target_e
         critic_loss.backward()
         nets["critic_optimizer"].step()
 
-        # The critics (just updated, as in SB3) are held fixed for the actor's step.
-        for p in critic_params:
-            p.requires_grad_(False)
-        actor_loss = (alpha * log_prob - critic(minibatch.obs, actions).min(dim=0).values).mean()
-        for p in actor_params:
-            p.grad = None
-        actor_loss.backward()
-        nets["actor_optimizer"].step()
-        for p in critic_params:
-            p.requires_grad_(True)
+        with frozen(critic):  # the critics (just updated, as in SB3) are fixed for the actor's step
+            actor_loss = (alpha * log_prob - critic(minibatch.obs, actions).min(dim=0).values).mean()
+            for p in actor_params:
+                p.grad = None
+            actor_loss.backward()
+            nets["actor_optimizer"].step()
 
         if (gradient_steps_before + k + 1) % config.target_update_interval == 0:
             polyak_update(critic_target, critic, config.tau)
@@ -150,10 +146,7 @@ def train(config: SACConfig, run_dir=None, **options: Any) -> Run:
     if learned_alpha:
         nets["temperature_optimizer"] = torch.optim.Adam(temperature.parameters(), lr=config.learning_rate)
 
-    def behaviour(obs: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
-        if step < config.learning_starts:  # uniform in [-1, 1], SB3's warm-up
-            return rng.uniform(-1.0, 1.0, (len(obs), action_dim)).astype(np.float32)
-        return actor.unit_actions(obs, deterministic=False).cpu().numpy()
+    behaviour = offpolicy.after_uniform_warm_up(lambda obs, rng: actor.unit_actions(obs, deterministic=False).cpu().numpy(), config, action_dim)
 
     return offpolicy.run(
         "sac", config, parts=nets,

@@ -12,14 +12,13 @@ import torch
 import rlsuite
 from rlsuite.algos.deep import dqn
 from rlsuite.cli import main
-from rlsuite.core import checkpoint
-from rlsuite.core.run import RunDir
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from learning import solves  # noqa: E402
 from clock_replay import ACTIONS, OBS, clock_phase  # noqa: E402
+from test_ddpg import assert_same_checkpoint  # noqa: E402
 
 SMALL = dict(num_envs=1, buffer_size=4_096, learning_starts=256, batch_size=32, train_freq=64, gradient_steps=16,
              target_update_every=128, hidden_sizes=(32, 32), eval_every=512, eval_episodes=2, checkpoint_every=0)
@@ -178,25 +177,6 @@ def test_smoke_variants_from_the_cli_then_load_and_act(tmp_path):
     assert run.step == 1024 and run.status == "finished"
 
 
-def final_state(run_dir):
-    return checkpoint.load_state(RunDir(run_dir).latest_checkpoint())
-
-
-def assert_same_checkpoint(a_dir, b_dir):
-    a, b = final_state(a_dir), final_state(b_dir)
-    for name in ("q_net", "target_net", "optimizer"):
-        flat_a, flat_b = torch.utils._pytree.tree_flatten(a["parts"][name])[0], torch.utils._pytree.tree_flatten(b["parts"][name])[0]
-        assert len(flat_a) == len(flat_b)
-        for x, y in zip(flat_a, flat_b):
-            assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y, name
-    assert a["step"] == b["step"] and a["evaluations"] == b["evaluations"]
-    assert a["state"].gradient_steps == b["state"].gradient_steps
-    assert a["state"].rng.bit_generator.state == b["state"].rng.bit_generator.state
-    replay_a, replay_b = RunDir(a_dir).latest_checkpoint() / "replay", RunDir(b_dir).latest_checkpoint() / "replay"
-    for path in replay_a.glob("*.npy"):
-        np.testing.assert_array_equal(np.load(path), np.load(replay_b / path.name))
-
-
 @pytest.mark.parametrize("extra", [{}, dict(num_envs=2, target="double", head="dueling", n_step=3, tau=0.5, gradient_steps=-1, train_freq=32)])
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, extra):
     config = dqn.preset("CartPole-v1", seed=3, total_steps=2048, **{**SMALL, **extra})
@@ -205,7 +185,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, extra):
     assert cut.interrupted and cut.step == 1024
     resumed = dqn.train(config, tmp_path / "cut", resume=True, quiet=True)
     assert not resumed.interrupted and resumed.step == whole.step == 2048
-    assert_same_checkpoint(tmp_path / "whole", tmp_path / "cut")
+    assert_same_checkpoint(tmp_path / "whole", tmp_path / "cut", ("q_net", "target_net", "optimizer"))
     for column in whole.evaluations:
         np.testing.assert_array_equal(resumed.evaluations[column], whole.evaluations[column])
 

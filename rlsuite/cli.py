@@ -97,8 +97,10 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
     if hasattr(policy, "score"):
         return _eval_reward_model(ns, policy, console)
     env_id = policy.config.env
-    max_steps = getattr(policy.config, "eval_max_steps", 1_000)
     act = lambda obs: policy.act(obs, deterministic=not ns.stochastic)  # noqa: E731
+    if hasattr(policy.agent, "num_agents"):
+        return _eval_team(ns, policy, act, console)
+    max_steps = getattr(policy.config, "eval_max_steps", 1_000)
     envs = make_vector_env(env_id, ns.episodes, default_time_limit=max_steps)
     try:
         returns, lengths = run_episodes(act, envs, ns.seed)
@@ -117,6 +119,26 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
         quiet_rendering()
         total, steps = record_video(act, env_id, ns.video, seed=ns.seed)
         console.print(f"Wrote {ns.video} (return {total:.1f}, {steps} steps)")
+    return 0
+
+
+def _eval_team(ns: argparse.Namespace, policy, act, console) -> int:
+    """A multi-agent run: team and per-agent returns, each agent acting on its own observation."""
+    from rlsuite.envs.evaluation import record_team_video, run_team_episodes
+    from rlsuite.envs.multiagent import MultiAgentVectorEnv
+
+    env_id = policy.config.env
+    envs = MultiAgentVectorEnv(env_id, ns.episodes)
+    try:
+        team, agents, lengths = run_team_episodes(act, envs, ns.seed)
+    finally:
+        envs.close()
+    console.print(f"{policy.algo} on {env_id}: team return {team.mean():.2f} ± {team.std():.2f} (min {team.min():.1f}, max {team.max():.1f}) "
+                  f"over {ns.episodes} episodes, mean length {lengths.mean():.1f}")
+    console.print("  " + ", ".join(f"{name} {agents[:, i].mean():.2f}" for i, name in enumerate(envs.agents)))
+    if ns.video:
+        total, steps = record_team_video(act, env_id, ns.video, seed=ns.seed)
+        console.print(f"Wrote {ns.video} (team return {total:.1f}, {steps} steps)")
     return 0
 
 
@@ -200,6 +222,13 @@ def cmd_list(ns: argparse.Namespace, rest: list[str]) -> int:
         family = entry_point.split(":")[0].replace("gymnasium.envs.", "").split(".")[0]
         tuned = f"  presets: {', '.join(presets[env_id])}" if env_id in presets else ""
         console.print(f"  {env_id:<34} {family}{tuned}")
+    from rlsuite.envs.multiagent import known_ids
+
+    console.print("\n[bold]Multi-agent environments[/] (PettingZoo parallel API; any module with parallel_env(), '/' for dots)")
+    for env_id, note in known_ids():
+        if not ns.filter or ns.filter.lower() in env_id.lower():
+            tuned = f"  presets: {', '.join(presets[env_id])}" if env_id in presets else ""
+            console.print(f"  {env_id:<34} {note}{tuned}")
     return 0
 
 

@@ -43,6 +43,7 @@ run distill-cuda distill --task arithmetic --total-steps 20 --eval-every 0 --eva
 run sac-cuda sac --env Pendulum-v1 --total-steps 600 --learning-starts 100 --eval-every 300 --device cuda
 run td3-cuda td3 --env Pendulum-v1 --total-steps 600 --learning-starts 100 --eval-every 300 --device cuda
 run trpo-cuda trpo --env Pendulum-v1 --total-steps 4096 --eval-every 2048 --device cuda
+run mappo-cuda mappo --env mpe2/simple_spread_v3 --total-steps 3200 --eval-every 1600 --eval-episodes 4 --device cuda
 run a2c-cuda a2c --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
 run reinforce-cuda reinforce --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
 if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then

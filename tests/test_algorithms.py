@@ -36,6 +36,9 @@ SMOKE = {
     "ddpg": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
     "td3": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
     "sac": dict(env="Pendulum-v1", total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000, hidden_sizes=(32, 32), eval_every=200, eval_episodes=2),
+    "mappo": dict(env="rlsuite/grid_goals_v0", total_steps=640, num_envs=2, num_steps=40, update_epochs=2, eval_every=320, eval_episodes=2),
+    "ippo": dict(env="rlsuite/grid_goals_v0", total_steps=640, num_envs=2, num_steps=40, update_epochs=2, eval_every=320, eval_episodes=2),
+    "iql": dict(env="rlsuite/grid_goals_v0", total_steps=1600, num_envs=2, eval_every=800, eval_episodes=2),
     "sft": dict(task="arithmetic", model="builtin", level="easy", total_steps=4, batch_size=8, train_size=32, test_size=8, eval_size=8, eval_every=2,
                 max_completion_length=12),
     "grpo": dict(task="arithmetic", model="builtin-sft", level="easy", total_steps=4, batch_size=8, num_generations=4, train_size=32,
@@ -73,6 +76,13 @@ def test_train_load_act_and_resume(name, tmp_path):
     elif spec.family == "llm":
         policy = rlsuite.load(run.dir)
         assert isinstance(policy.answer("What is 2 + 3?", max_new_tokens=4), str)
+    elif spec.family == "marl":  # a team policy: observations [A, ...] -> one action per agent
+        policy = rlsuite.load(run.dir)
+        info = resolve(config.env)
+        policy.observation_space.seed(0)
+        batch = np.stack([policy.observation_space.sample() for _ in range(3)])
+        assert policy.act(batch).shape == (3, len(info.agents)) and policy.act(batch[0]).shape == (len(info.agents),)
+        assert all(info.action_space.contains(int(a)) for a in policy.act(batch).reshape(-1))
     else:
         policy = rlsuite.load(run.dir)
         space = resolve(config.env).observation_space
@@ -96,10 +106,10 @@ def test_train_load_act_and_resume(name, tmp_path):
     assert extended.step >= resumed.step + half
 
 
-@pytest.mark.parametrize("name", sorted(n for n, entry in registry.ALGORITHMS.items() if entry.family == "deep"))
+@pytest.mark.parametrize("name", sorted(n for n, entry in registry.ALGORITHMS.items() if entry.family == "deep" or n in ("mappo", "ippo")))
 def test_deep_resume_is_bit_exact_on_cpu(name, tmp_path):
-    """Cut at half the budget and resumed, a deep RL run ends with the same weights, bit for bit,
-    and the same evaluations as the run that went straight through."""
+    """Cut at half the budget and resumed, a deep RL run (multi-agent ones included) ends with
+    the same weights, bit for bit, and the same evaluations as the run that went straight through."""
     import torch
 
     spec = registry.spec(name)
@@ -113,6 +123,17 @@ def test_deep_resume_is_bit_exact_on_cpu(name, tmp_path):
     a = torch.load(straight.dir / "model" / "policy.pt", weights_only=False)["state_dict"]
     b = torch.load(resumed.dir / "model" / "policy.pt", weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    np.testing.assert_array_equal(straight.evaluations["mean_return"], resumed.evaluations["mean_return"])
+
+
+def test_iql_resume_is_exact(tmp_path):
+    """Independent Q-learning cut and resumed mid-episode ends with the same Q-tables."""
+    spec = registry.spec("iql")
+    config = spec.preset(**SMOKE["iql"])
+    straight = spec.train(config, tmp_path / "straight", quiet=True)
+    cut = spec.train(config, tmp_path / "cut", quiet=True, callbacks=[lambda loop: loop.step >= 700 and loop.request_stop()])
+    resumed = rlsuite.resume(cut.dir, quiet=True)
+    np.testing.assert_array_equal(np.load(straight.dir / "model" / "q.npy"), np.load(resumed.dir / "model" / "q.npy"))
     np.testing.assert_array_equal(straight.evaluations["mean_return"], resumed.evaluations["mean_return"])
 
 

@@ -216,14 +216,17 @@ def save_network(net: Any, directory: Path) -> None:
     needed to rebuild the network (torch is loaded by whoever has a network to save)."""
     import torch
 
-    torch.save({"state_dict": net.state_dict(), "observation_space": net.observation_space, "action_space": net.action_space}, directory / "policy.pt")
+    torch.save({"state_dict": net.state_dict(), "observation_space": net.observation_space, "action_space": net.action_space,
+                "rebuild_kwargs": getattr(net, "rebuild_kwargs", {})}, directory / "policy.pt")
 
 
 def load_network(make_net: Callable[[Any, Any, Any], Any], config: Any, directory: Path) -> Any:
-    """make_net(observation_space, action_space, config) with the weights save_network wrote, in eval mode."""
+    """make_net(observation_space, action_space, config, **rebuild_kwargs) with the weights
+    save_network wrote, in eval mode (rebuild_kwargs: what else a network's constructor needs, as
+    the network recorded it; most have none)."""
     import torch
 
     saved = torch.load(directory / "policy.pt", map_location="cpu", weights_only=False)
-    net = make_net(saved["observation_space"], saved["action_space"], config)
+    net = make_net(saved["observation_space"], saved["action_space"], config, **saved.get("rebuild_kwargs", {}))
     net.load_state_dict(saved["state_dict"])
     return net.eval()

@@ -15,12 +15,18 @@ EVAL = "eval"
 
 
 def read_curve(run_dir: Path, metric: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x, y, y label) of one run: `metric` from metrics.csv, or the evaluation headline (the
-    first column after step) from eval.csv, falling back to the training episode return."""
+    """(x, y, y label) of one run: `metric` from metrics.csv (or from eval.csv when only that has
+    it), or the evaluation headline (the first column after step) from eval.csv, falling back to
+    the training episode return."""
     if metric is not None and metric != EVAL:
         table = read_table(run_dir / "metrics.csv")
-        if len(table) and metric not in table:
-            raise RLSuiteError(f"{run_dir / 'metrics.csv'} has no column {metric!r}; it has: {', '.join(table.columns)}.")
+        if metric not in table:
+            evaluations = read_table(run_dir / "eval.csv")
+            if metric in evaluations:
+                table = evaluations
+            elif len(table):
+                raise RLSuiteError(f"{run_dir / 'metrics.csv'} has no column {metric!r}; it has: {', '.join(table.columns)}"
+                                   + (f" (and eval.csv: {', '.join(evaluations.columns)})." if len(evaluations) else "."))
         sources = [(table, metric, metric)]
     else:
         evaluations = read_table(run_dir / "eval.csv")

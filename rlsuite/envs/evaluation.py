@@ -1,5 +1,6 @@
 """Evaluation of a policy on Gymnasium environments: all episodes at once as one vector env,
-and GIFs of one episode. Algorithms hand an `EpisodeEvaluator` to the loop as `evaluate`."""
+and GIFs of one episode. Algorithms hand an `EpisodeEvaluator` to the loop as `evaluate`; teams
+of agents on PettingZoo envs a `TeamEvaluator`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rlsuite.core.seeding import derive_seed
+from rlsuite.envs.multiagent import MultiAgentVectorEnv
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -101,5 +103,65 @@ def record_video(act: ActFn, env_id: str, path: str | Path, seed: int, fps: int 
         fps = fps or env.metadata.get("render_fps", 30)
     finally:
         env.close()
+    iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)
+    return total, len(frames) - 1
+
+
+# --- teams (rlsuite.envs.multiagent) ---------------------------------------------------------------------------
+
+def run_team_episodes(act: Callable[[np.ndarray], np.ndarray], envs: MultiAgentVectorEnv, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One episode in each copy with act(obs [N, A, ...]) -> actions [N, A]: (team returns [N],
+    agent returns [N, A], lengths [N]). Copies that finish first idle until the last one ends."""
+    obs, _, _ = envs.reset(seed=seed)
+    n = envs.num_envs
+    agent_returns, lengths = np.zeros((n, envs.num_agents)), np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    while active.any():
+        step = envs.step(act(obs))
+        obs = step.obs
+        agent_returns += np.where(active[:, None], step.rewards, 0.0)
+        lengths += active
+        active &= ~np.array([not env.agents for env in envs.envs])
+    return agent_returns.sum(1), agent_returns, lengths
+
+
+class TeamEvaluator:
+    """evaluate(step) for the loop: `episodes` episodes of the deterministic joint policy on their
+    own copies, seeded apart from training and by step. The row has the team return first (the
+    headline), then each agent's."""
+
+    def __init__(self, env_id: str, episodes: int, act: Callable[[np.ndarray], np.ndarray], seed: int):
+        self.env_id, self.episodes, self.act, self.seed = env_id, episodes, act, seed
+        self.envs: MultiAgentVectorEnv | None = None
+
+    def __call__(self, step: int) -> dict[str, float]:
+        if self.envs is None:
+            self.envs = MultiAgentVectorEnv(self.env_id, self.episodes)
+        team, agents, lengths = run_team_episodes(self.act, self.envs, derive_seed(self.seed, "eval", step))
+        per_agent = {f"return_{name}": float(agents[:, i].mean()) for i, name in enumerate(self.envs.agents)}
+        return episode_summary(team, lengths) | per_agent
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+
+
+def record_team_video(act: Callable[[np.ndarray], np.ndarray], env_id: str, path, seed: int, max_frames: int = 2_000) -> tuple[float, int]:
+    """One episode rendered with rgb_array, written as a GIF: (team return, steps)."""
+    import imageio.v3 as iio
+
+    quiet_rendering()
+    envs = MultiAgentVectorEnv(env_id, 1, render_mode="rgb_array")
+    try:
+        obs, _, _ = envs.reset(seed=seed)
+        frames, total = [envs.render()], 0.0
+        while envs.envs[0].agents and len(frames) < max_frames:
+            step = envs.step(act(obs))
+            obs, total = step.obs, total + float(step.rewards.sum())
+            frames.append(envs.render())
+        fps = envs.envs[0].metadata.get("render_fps", 10)
+    finally:
+        envs.close()
     iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)
     return total, len(frames) - 1

@@ -4,9 +4,10 @@
     require(info, "dqn", SPEC.acts_on)     # a clear UnsupportedEnvError when they do not fit
 
 Kinds: "gymnasium" (any Gymnasium id), "bandit" (rlsuite's k-armed testbeds, simulated as
-many runs at once), and "mdp" for algorithms that need the transition model: a Gymnasium env
-exposing a toy-text table `P` (FrozenLake, CliffWalking, Taxi, rlsuite's gridworlds).
-PettingZoo ids and text tasks join here as their families arrive.
+many runs at once), "mdp" for algorithms that need the transition model: a Gymnasium env
+exposing a toy-text table `P` (FrozenLake, CliffWalking, Taxi, rlsuite's gridworlds), and
+"pettingzoo" for multi-agent ids, which name a module with a `parallel_env()` (`mpe2/simple_spread_v3`,
+`rlsuite/grid_goals_v0`; see rlsuite.envs.multiagent). Language-model tasks resolve in envs/text.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rlsuite.errors import UnknownNameError, UnsupportedEnvError, suggest
 
 BANDIT_ENTRY_POINT = "rlsuite.envs.bandits:BanditVectorEnv"
 TABULAR_EXAMPLES = "CliffWalking-v1, FrozenLake-v1 or Taxi-v4"
+MULTIAGENT_EXAMPLES = "mpe2/simple_spread_v3, mpe2/simple_tag_v3 or rlsuite/grid_goals_v0"
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,27 @@ class EnvInfo:
     has_model: bool
     """The env exposes a toy-text transition table P, so DP can solve it."""
     max_episode_steps: int | None
+    agents: tuple[str, ...] = ()
+    """The agents of a multi-agent (PettingZoo) env; its spaces above are one agent's."""
 
 
 def check_env_id(env_id: str) -> None:
     if env_id not in gym.registry:
-        raise UnknownNameError(f"unknown environment {env_id!r}.{suggest(env_id, gym.registry)} Run `rlsuite list` to see environments.")
+        multiagent = f" Multi-agent ids name a module with a PettingZoo parallel_env(), '/' for dots: {MULTIAGENT_EXAMPLES}." if "/" in env_id else ""
+        raise UnknownNameError(f"unknown environment {env_id!r}.{suggest(env_id, gym.registry)}{multiagent} Run `rlsuite list` to see environments.")
 
 
 def resolve(env_id: str, **kwargs: Any) -> EnvInfo:
     """What env_id is: its kind and spaces (made once, to check it can be constructed)."""
+    from rlsuite.envs import multiagent
+
+    if multiagent.is_multiagent_id(env_id):
+        env = multiagent.parallel_env_factory(env_id, **kwargs)()
+        try:
+            agents = multiagent.read_spaces(env, env_id)
+        finally:
+            env.close()
+        return EnvInfo(env_id, "pettingzoo", agents.observation_space, agents.action_space, False, None, agents.agents)
     check_env_id(env_id)
     spec = gym.spec(env_id)
     try:
@@ -74,6 +88,12 @@ def require(info: EnvInfo, algo: str, acts_on: Any) -> None:
 
             raise UnsupportedEnvError(f"{algo} needs a k-armed testbed, but {info.id} is not one. Use one of: {', '.join(IDS)}.")
         return
+    if acts_on.kind == "pettingzoo" and info.kind != "pettingzoo":
+        raise UnsupportedEnvError(f"{algo} trains teams of agents on multi-agent PettingZoo envs, but {info.id} is a single-agent env. "
+                                  f"Give a multi-agent id ({MULTIAGENT_EXAMPLES}), or train a single-agent algorithm (ppo, dqn, ...) on {info.id}.")
+    if info.kind == "pettingzoo" and acts_on.kind != "pettingzoo":
+        raise UnsupportedEnvError(f"{info.id} is a multi-agent env ({len(info.agents)} agents); {algo} trains one agent. "
+                                  "Use a multi-agent algorithm: mappo, ippo, or iql (Discrete observations, e.g. rlsuite/grid_goals_v0).")
     if info.kind == "bandit":
         raise UnsupportedEnvError(f"{info.id} is a k-armed bandit testbed; use a bandit algorithm (epsilon_greedy, ucb, gradient_bandit, thompson) for it.")
     if acts_on.kind == "mdp" and not info.has_model:
@@ -82,6 +102,13 @@ def require(info: EnvInfo, algo: str, acts_on: Any) -> None:
             f"Use a toy-text env ({TABULAR_EXAMPLES}, GridWorld4x4-v0, ...), or a model-free method such as q_learning."
         )
     obs, act = info.observation_space, info.action_space
+    if info.kind == "pettingzoo":
+        if acts_on.observations == ("Discrete",) and not _space_ok(obs, acts_on.observations):
+            raise UnsupportedEnvError(f"{algo} keeps a Q-table per agent indexed by its observation, so it needs Discrete observations "
+                                      f"(as rlsuite/grid_goals_v0 has); {info.id}'s agents observe {obs}. Use mappo or ippo for it.")
+        if acts_on.actions and not _space_ok(act, acts_on.actions):
+            raise UnsupportedEnvError(f"{algo} handles {' or '.join(acts_on.actions)} actions, but {info.id}'s agents have {act}. "
+                                      "The mpe2 envs have Discrete actions unless made with continuous_actions=True.")
     if acts_on.observations and not _space_ok(obs, acts_on.observations):
         if acts_on.observations == ("Discrete",):
             raise UnsupportedEnvError(

@@ -93,7 +93,13 @@ class ParallelMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         batch_shape = x.shape[:-1]
-        h = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
+        h = self.each(x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1))
+        return h.reshape(self.members, *batch_shape, h.shape[-1])
+
+    def each(self, x: Tensor) -> Tensor:
+        """Member k on its own input x[k]: [K, B, in_dim] -> [K, B, out_dim] (one network per
+        agent, each reading its own agent's observations)."""
+        h = x
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             if layer == last and weight.shape[-1] == 1:
@@ -104,7 +110,7 @@ class ParallelMLP(nn.Module):
                 h = torch.baddbmm(bias, h, weight)
             if layer < last:
                 h = self.activation(h)
-        return h.reshape(self.members, *batch_shape, h.shape[-1])
+        return h
 
     def member(self, k: int, x: Tensor) -> Tensor:
         """Member k alone on x [B, in_dim] -> [B, out_dim] (what forward()[k] is, at 1/K of the cost)."""
@@ -143,6 +149,10 @@ class RunningNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + self.eps)
         return z.clamp(-self.clip, self.clip)
+
+    def denormalize(self, z: Tensor) -> Tensor:
+        """The inverse of forward (without its clip): z * std + mean."""
+        return z * torch.sqrt(self.var.to(z.dtype) + self.eps) + self.mean.to(z.dtype)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ Every agent has the spaces it was built for and `predict(obs, deterministic)`, w
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -174,3 +175,83 @@ class QFunctions(nn.Module):
     def first(self, obs: Tensor, actions: Tensor) -> Tensor:
         """Q_1(s, a) [B] alone (the critic DDPG's and TD3's actor ascends)."""
         return self.nets.member(0, torch.cat([obs, actions], dim=-1))[..., 0]
+
+
+# --- multi-agent (MAPPO, IPPO) --------------------------------------------------------------------
+
+class TeamActorCritic(nn.Module):
+    """The actors and critics of a team of A agents with one Discrete action space.
+
+    shared: one actor (and one critic) for all agents, reading the agent's one-hot id beside its
+    input (MAPPO's parameter sharing); otherwise one network per agent, on its own input only.
+    centralized: the critic reads the global state (V_i(s), one value per agent); otherwise the
+    agent's own observation. The actor always reads only its agent's observation, so execution is
+    decentralized. With value_norm the critic predicts values standardized by the running mean
+    and variance of the value targets (the MAPPO paper's value normalization); `value` returns
+    them in reward units.
+
+    observation_space is the team's: [A, *one agent's observation shape] (Discrete observations
+    as integers, one-hot encoded here); predict(obs [B, A, ...]) -> actions [B, A].
+    """
+
+    def __init__(self, observation_space: spaces.Box, action_space: spaces.Discrete, config, *, state_dim: int,
+                 agent_observation_space: spaces.Space, shared: bool, centralized: bool, value_norm: bool):
+        super().__init__()
+        self.observation_space, self.action_space = observation_space, action_space
+        self.agent_observation_space = agent_observation_space
+        self.num_agents = observation_space.shape[0]
+        self.shared, self.centralized = shared, centralized
+        self.rebuild_kwargs = dict(state_dim=state_dim, agent_observation_space=agent_observation_space,
+                                   shared=shared, centralized=centralized, value_norm=value_norm)
+        self.discrete_obs = isinstance(agent_observation_space, spaces.Discrete)
+        obs_dim = int(agent_observation_space.n) if self.discrete_obs else int(np.prod(agent_observation_space.shape))
+        members, id_dim = (1, self.num_agents) if shared else (self.num_agents, 0)
+        self.actor = ParallelMLP(members, obs_dim + id_dim, config.hidden_sizes, int(action_space.n), config.activation,
+                                 out_gains=(0.01,) * members)
+        self.critic = ParallelMLP(members, (state_dim if centralized else obs_dim) + id_dim, config.hidden_sizes, 1, config.activation)
+        self.value_norm = RunningNorm((), clip=math.inf) if value_norm else None
+        self.register_buffer("agent_ids", torch.eye(self.num_agents))
+
+    def features(self, obs: np.ndarray | Tensor) -> Tensor:
+        """Observations [..., A, *obs_shape] as the networks' float inputs [..., A, obs_dim]."""
+        device = self.agent_ids.device
+        if self.discrete_obs:
+            index = torch.as_tensor(obs, device=device).long() - int(self.agent_observation_space.start)
+            return nn.functional.one_hot(index, int(self.agent_observation_space.n)).float()
+        return torch.as_tensor(obs, dtype=torch.float32, device=device)
+
+    def _run(self, net: ParallelMLP, x: Tensor) -> Tensor:
+        """net on per-agent inputs x [B, A, in] -> [B, A, out]."""
+        if self.shared:
+            ids = self.agent_ids.expand(*x.shape[:-1], self.num_agents)
+            return net(torch.cat([x, ids], -1))[0]
+        return net.each(x.transpose(0, 1)).transpose(0, 1)
+
+    def policy(self, features: Tensor) -> Categorical:
+        """pi_i(. | o_i) for every agent: logits [B, A, n_actions]."""
+        return Categorical(self._run(self.actor, features))
+
+    def critic_input(self, features: Tensor, state: Tensor) -> Tensor:
+        if not self.centralized:
+            return features
+        return state.unsqueeze(-2).expand(*state.shape[:-1], self.num_agents, state.shape[-1])
+
+    def normalized_values(self, features: Tensor, state: Tensor) -> Tensor:
+        """The critic's output [B, A] (standardized when value_norm is on)."""
+        return self._run(self.critic, self.critic_input(features, state))[..., 0]
+
+    def value(self, features: Tensor, state: Tensor) -> Tensor:
+        """V_i in reward units [B, A]."""
+        values = self.normalized_values(features, state)
+        return values if self.value_norm is None else self.value_norm.denormalize(values)
+
+    def act(self, features: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Sampled actions, their log-probabilities and the values, each [B, A]."""
+        dist = self.policy(features)
+        actions = dist.sample()
+        return actions, dist.log_prob(actions), self.value(features, state)
+
+    @torch.inference_mode()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        dist = self.policy(self.features(obs))
+        return (dist.mode() if deterministic else dist.sample()).cpu().numpy()

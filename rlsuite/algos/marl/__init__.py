@@ -1,0 +1,1 @@
+"""Multi-agent algorithms on PettingZoo parallel envs (rlsuite.envs.multiagent)."""

@@ -12,67 +12,23 @@ horizon 4; six vector steps then are (a "." marks a reset transition):
 """
 
 import sys
-import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 
 from rlsuite.algos.marl.mappo import VARIANTS, MAPPOConfig, make_agent
 from rlsuite.envs.multiagent import MultiAgentVectorEnv
 from rlsuite.rollout.multiagent import TeamCursor, TeamEpisodes, TeamRollout, collect_team_rollout
 
-
-class TwoAgents:
-    metadata = {"name": "two_agents"}
-    possible_agents = ["a", "b"]
-
-    def __init__(self, render_mode=None):
-        self.horizon, self.t, self.agents, self.received = 4, 0, [], []
-
-    def observation_space(self, agent):
-        return spaces.Box(-np.inf, np.inf, (2,) if agent == "a" else (3,), np.float32)
-
-    def action_space(self, agent):
-        return spaces.Discrete(3)
-
-    def _obs(self, agent):
-        return np.array([self.t, 1.0], np.float32) if agent == "a" else np.array([self.t, 2.0, 3.0], np.float32)
-
-    def reset(self, seed=None, options=None):
-        if seed is not None:
-            self.horizon = 3 + seed % 3
-        self.t, self.agents = 0, ["a", "b"]
-        return {a: self._obs(a) for a in self.agents}, {a: {} for a in self.agents}
-
-    def step(self, actions):
-        assert set(actions) == set(self.agents)
-        self.received.append(dict(actions))
-        self.t += 1
-        obs = {a: self._obs(a) for a in self.agents}
-        rewards = {a: float(self.t if a == "a" else 10 * self.t) for a in self.agents}
-        terminated = {a: a == "a" and self.t == 2 for a in self.agents}
-        truncated = {a: a == "b" and self.t == self.horizon for a in self.agents}
-        self.agents = [a for a in self.agents if not (terminated[a] or truncated[a])]
-        return obs, rewards, terminated, truncated, {a: {} for a in obs}
-
-    def state(self):
-        return np.array([self.t, len(self.agents)], np.float32)
-
-    def close(self):
-        pass
+sys.path.insert(0, str(Path(__file__).parents[1] / "envs"))
+from two_agents import install  # noqa: E402
 
 
 @pytest.fixture
 def envs(monkeypatch):
-    package = types.ModuleType("fake_marl_pkg")
-    package.__path__ = []
-    module = types.ModuleType("fake_marl_pkg.two_agents")
-    module.parallel_env = lambda **kwargs: TwoAgents(**kwargs)
-    monkeypatch.setitem(sys.modules, "fake_marl_pkg", package)
-    monkeypatch.setitem(sys.modules, "fake_marl_pkg.two_agents", module)
-    envs = MultiAgentVectorEnv("fake_marl_pkg/two_agents", 2)
+    envs = MultiAgentVectorEnv(install(monkeypatch), 2)
     yield envs
     envs.close()
 

@@ -145,3 +145,4 @@ SPEC = AlgorithmSpec(
     load=load,
     acts_on=ActsOn("pettingzoo", observations=("Discrete",), actions=("Discrete",)),
 )
+preset = SPEC.preset

@@ -125,10 +125,11 @@ def cmd_eval(ns: argparse.Namespace, rest: list[str]) -> int:
 def _eval_team(ns: argparse.Namespace, policy, act, console) -> int:
     """A multi-agent run: team and per-agent returns, each agent acting on its own observation."""
     from rlsuite.envs.evaluation import record_team_video, run_team_episodes
-    from rlsuite.envs.multiagent import MultiAgentVectorEnv
+    from rlsuite.envs.multiagent import MultiAgentVectorEnv, parse_env_kwargs
 
     env_id = policy.config.env
-    envs = MultiAgentVectorEnv(env_id, ns.episodes)
+    env_kwargs = parse_env_kwargs(getattr(policy.config, "env_kwargs", ()))
+    envs = MultiAgentVectorEnv(env_id, ns.episodes, **env_kwargs)
     try:
         team, agents, lengths = run_team_episodes(act, envs, ns.seed)
     finally:
@@ -137,7 +138,7 @@ def _eval_team(ns: argparse.Namespace, policy, act, console) -> int:
                   f"over {ns.episodes} episodes, mean length {lengths.mean():.1f}")
     console.print("  " + ", ".join(f"{name} {agents[:, i].mean():.2f}" for i, name in enumerate(envs.agents)))
     if ns.video:
-        total, steps = record_team_video(act, env_id, ns.video, seed=ns.seed)
+        total, steps = record_team_video(act, env_id, ns.video, seed=ns.seed, env_kwargs=env_kwargs)
         console.print(f"Wrote {ns.video} (team return {total:.1f}, {steps} steps)")
     return 0
 

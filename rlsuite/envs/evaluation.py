@@ -130,13 +130,14 @@ class TeamEvaluator:
     own copies, seeded apart from training and by step. The row has the team return first (the
     headline), then each agent's."""
 
-    def __init__(self, env_id: str, episodes: int, act: Callable[[np.ndarray], np.ndarray], seed: int):
+    def __init__(self, env_id: str, episodes: int, act: Callable[[np.ndarray], np.ndarray], seed: int, env_kwargs: dict | None = None):
         self.env_id, self.episodes, self.act, self.seed = env_id, episodes, act, seed
+        self.env_kwargs = env_kwargs or {}
         self.envs: MultiAgentVectorEnv | None = None
 
     def __call__(self, step: int) -> dict[str, float]:
         if self.envs is None:
-            self.envs = MultiAgentVectorEnv(self.env_id, self.episodes)
+            self.envs = MultiAgentVectorEnv(self.env_id, self.episodes, **self.env_kwargs)
         team, agents, lengths = run_team_episodes(self.act, self.envs, derive_seed(self.seed, "eval", step))
         per_agent = {f"return_{name}": float(agents[:, i].mean()) for i, name in enumerate(self.envs.agents)}
         return episode_summary(team, lengths) | per_agent
@@ -147,12 +148,13 @@ class TeamEvaluator:
             self.envs = None
 
 
-def record_team_video(act: Callable[[np.ndarray], np.ndarray], env_id: str, path, seed: int, max_frames: int = 2_000) -> tuple[float, int]:
+def record_team_video(act: Callable[[np.ndarray], np.ndarray], env_id: str, path, seed: int, max_frames: int = 2_000,
+                      env_kwargs: dict | None = None) -> tuple[float, int]:
     """One episode rendered with rgb_array, written as a GIF: (team return, steps)."""
     import imageio.v3 as iio
 
     quiet_rendering()
-    envs = MultiAgentVectorEnv(env_id, 1, render_mode="rgb_array")
+    envs = MultiAgentVectorEnv(env_id, 1, render_mode="rgb_array", **(env_kwargs or {}))
     try:
         obs, _, _ = envs.reset(seed=seed)
         frames, total = [envs.render()], 0.0

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlsuite.errors import MissingExtraError, UnknownNameError, UnsupportedEnvError, suggest
+from rlsuite.errors import ConfigError, MissingExtraError, UnknownNameError, UnsupportedEnvError, suggest
 
 BUILTIN = {"rlsuite/grid_goals_v0": "rlsuite.envs.grid_goals"}
 EXAMPLES = "mpe2/simple_spread_v3, mpe2/simple_tag_v3 or rlsuite/grid_goals_v0"
@@ -75,7 +75,31 @@ def parallel_env_factory(env_id: str, **kwargs: Any) -> Callable[..., Any]:
                                f"Run `rlsuite list` to see multi-agent environments.") from None
     if not callable(getattr(module, "parallel_env", None)):
         raise UnknownNameError(f"{env_id!r} is not a PettingZoo environment: {module_name} has no parallel_env().")
-    return lambda render_mode=None: module.parallel_env(render_mode=render_mode, **kwargs)
+
+    def factory(render_mode=None):
+        try:
+            return module.parallel_env(render_mode=render_mode, **kwargs)
+        except TypeError as exc:  # an unknown keyword, most often
+            raise ConfigError(f"{env_id}'s parallel_env() does not take env_kwargs {kwargs}: {exc}.") from None
+
+    return factory
+
+
+def parse_env_kwargs(items: tuple[str, ...]) -> dict[str, Any]:
+    """("N=4", "local_ratio=0", "continuous_actions=false") -> keyword arguments of parallel_env(),
+    each value read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    kwargs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"env_kwargs entries are key=value (e.g. N=4 max_cycles=50), got {item!r}.")
+        try:
+            kwargs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            kwargs[key.strip()] = value
+    return kwargs
 
 
 def known_ids() -> list[tuple[str, str]]:

@@ -322,3 +322,16 @@ def test_resolve_errors(fake_id, no_mpe2):
     with pytest.raises(MissingExtraError) as info:
         resolve("mpe2/simple_spread_v3")
     assert "needs the 'mpe2' package, which is not installed" in str(info.value) and "pip install 'rlsuite[marl]'" in str(info.value)
+
+
+def test_env_kwargs_are_parsed_as_yaml_values_and_reach_the_env(fake_id):
+    kwargs = multiagent.parse_env_kwargs(("N=4", "local_ratio=0", "continuous_actions=false", "name=abc", "ratio=0.25"))
+    assert kwargs == {"N": 4, "local_ratio": 0, "continuous_actions": False, "name": "abc", "ratio": 0.25}
+    assert multiagent.parse_env_kwargs(()) == {}
+    for bad in ("N4", "=3", "two words=1"):
+        with pytest.raises(multiagent.ConfigError, match="key=value"):
+            multiagent.parse_env_kwargs((bad,))
+    envs = MultiAgentVectorEnv(fake_id, 1, **multiagent.parse_env_kwargs(("b_actions=3", "discrete=true")))
+    assert envs.discrete_obs
+    with pytest.raises(multiagent.ConfigError, match="does not take env_kwargs"):
+        MultiAgentVectorEnv(fake_id, 1, bogus=1)

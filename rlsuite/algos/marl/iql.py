@@ -26,7 +26,7 @@ from rlsuite.core.seeding import derive_seed
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.checkpointing import CheckpointableEnv
 from rlsuite.envs.evaluation import TeamEvaluator
-from rlsuite.envs.multiagent import MultiAgentVectorEnv
+from rlsuite.envs.multiagent import MultiAgentVectorEnv, parse_env_kwargs
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
 from rlsuite.ops import td
@@ -37,6 +37,8 @@ from rlsuite.rollout.multiagent import TeamCursor
 class IQLConfig(configs.TrainConfig):
     env: str = "rlsuite/grid_goals_v0"
     """A multi-agent env whose agents observe one integer each (Discrete), e.g. rlsuite/grid_goals_v0."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments of the env's parallel_env() as key=value, values read as YAML (e.g. N=4 local_ratio=0 max_cycles=50)."""
     total_steps: int = 200_000
     """Environment steps to train for (one step of one env copy, all agents acting)."""
     eval_every: int = 20_000
@@ -51,6 +53,7 @@ class IQLConfig(configs.TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        parse_env_kwargs(self.env_kwargs)
         check(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}.")
         check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}.")
         check(0 < self.alpha <= 1, f"alpha (step size) must be in (0, 1], got {self.alpha}.")
@@ -104,15 +107,16 @@ def behave(q: np.ndarray, obs: np.ndarray, epsilon: float, rng: np.random.Genera
 
 def train(config: IQLConfig, run_dir=None, **options: Any) -> Run:
     """Train independent Q-learners on config.env; returns the Run. `options` are the Loop's."""
-    require(resolve(config.env), "iql", SPEC.acts_on)
-    envs = CheckpointableEnv(MultiAgentVectorEnv(config.env, config.num_envs))
+    env_kwargs = parse_env_kwargs(config.env_kwargs)
+    require(resolve(config.env, **env_kwargs), "iql", SPEC.acts_on)
+    envs = CheckpointableEnv(MultiAgentVectorEnv(config.env, config.num_envs, **env_kwargs))
     shape = (envs.env.num_agents, int(envs.env.spaces.observation_space.n), int(envs.env.spaces.action_space.n))
     tables = TeamTables(np.zeros(shape), np.random.default_rng(derive_seed(config.seed, "explore")))
     agents = envs.env.agents
     with Loop(
         "iql", config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"agent": tables, "envs": envs},
-        evaluate=TeamEvaluator(config.env, config.eval_episodes, tables.predict, config.seed),
+        evaluate=TeamEvaluator(config.env, config.eval_episodes, tables.predict, config.seed, env_kwargs),
         export=lambda directory: np.save(directory / "q.npy", tables.q),
         figures={"curve.png": Figure(), "agents.png": Figure(tuple(f"return_{name}" for name in agents))}, **options,
     ) as loop:

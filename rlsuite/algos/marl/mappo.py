@@ -35,7 +35,7 @@ from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.checkpointing import CheckpointableEnv
 from rlsuite.envs.evaluation import TeamEvaluator
-from rlsuite.envs.multiagent import MultiAgentVectorEnv
+from rlsuite.envs.multiagent import MultiAgentVectorEnv, parse_env_kwargs
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
 from rlsuite.ops import losses, returns
@@ -57,6 +57,8 @@ VARIANTS = {"mappo": Variant(shared=True, centralized=True), "ippo": Variant(sha
 class MAPPOConfig(configs.TorchConfig):
     env: str = "mpe2/simple_spread_v3"
     """A multi-agent PettingZoo id (module path with '/'): mpe2/simple_spread_v3, mpe2/simple_tag_v3, rlsuite/grid_goals_v0."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments of the env's parallel_env() as key=value, values read as YAML (e.g. N=4 local_ratio=0 max_cycles=50)."""
     total_steps: int = 300_000
     """Environment steps to train for (one step of one env copy, all agents acting)."""
     eval_every: int = 25_000
@@ -90,6 +92,7 @@ class MAPPOConfig(configs.TorchConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        parse_env_kwargs(self.env_kwargs)
         for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}.")
         check(self.num_minibatches <= self.batch_steps, f"num_minibatches {self.num_minibatches} exceeds the rollout's "
@@ -167,16 +170,17 @@ def per_agent_metrics(episodes_agent_returns: np.ndarray, agents: tuple[str, ...
 
 def train_variant(algo: str, config: MAPPOConfig, run_dir=None, **options: Any) -> Run:
     """Train `algo` (a key of VARIANTS); returns the Run. `options` are the Loop's."""
-    require(resolve(config.env), algo, ACTS_ON)
+    env_kwargs = parse_env_kwargs(config.env_kwargs)
+    require(resolve(config.env, **env_kwargs), algo, ACTS_ON)
     device = setup_torch(config)
-    envs = CheckpointableEnv(MultiAgentVectorEnv(config.env, config.num_envs))
+    envs = CheckpointableEnv(MultiAgentVectorEnv(config.env, config.num_envs, **env_kwargs))
     agent = make_agent(VARIANTS[algo], config, envs.env).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
     agents = envs.env.agents
     with Loop(
         algo, config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"agent": agent, "optimizer": optimizer, "envs": envs},
-        evaluate=TeamEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
+        evaluate=TeamEvaluator(config.env, config.eval_episodes, agent.predict, config.seed, env_kwargs),
         export=lambda directory: checkpoint.save_network(agent, directory),
         figures={"curve.png": Figure(), "agents.png": Figure(tuple(f"return_{name}" for name in agents))}, **options,
     ) as loop:

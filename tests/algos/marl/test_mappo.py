@@ -363,3 +363,21 @@ def test_discrete_observations_with_a_nonzero_start_survive_an_agent_leaving(mon
     left_early = ~rollout.valid & rollout.valid.any(-1, keepdim=True)
     assert left_early.any() and episodes.returns
     assert (rollout.obs.sum(-1) == 1).all()  # one-hot network inputs everywhere, agents gone included
+
+
+def test_env_kwargs_shape_the_team_in_training_evaluation_and_the_saved_policy(tmp_path):
+    """env_kwargs reach the training envs, the evaluator and the export: three agents on grid_goals."""
+    import rlsuite
+    from rlsuite.core import registry
+    from rlsuite.errors import ConfigError
+
+    spec = registry.spec("mappo")
+    config = spec.preset("rlsuite/grid_goals_v0", env_kwargs=("num_agents=3", "max_cycles=20"), total_steps=320, num_envs=2,
+                         num_steps=20, update_epochs=1, eval_every=0, eval_episodes=2)
+    run = spec.train(config, tmp_path / "run", quiet=True)
+    assert {"return_agent_0", "return_agent_1", "return_agent_2"} <= set(run.evaluations)
+    assert run.evaluations["mean_length"].max() <= 20
+    policy = rlsuite.load(run.dir)
+    assert policy.observation_space.shape == (3,) and policy.act(np.zeros((5, 3), np.int64)).shape == (5, 3)
+    with pytest.raises(ConfigError, match="key=value"):
+        spec.preset("rlsuite/grid_goals_v0", env_kwargs=("num_agents",))

@@ -196,7 +196,7 @@ def train_variant(algo: str, config: MAPPOConfig, run_dir=None, **options: Any) 
 
 def load(config: MAPPOConfig, directory: Path) -> TeamActorCritic:
     """The trained team saved in directory; `.predict(obs [B, A, ...])` -> actions [B, A]."""
-    return checkpoint.load_network(lambda o, a, c, **kw: TeamActorCritic(o, a, c, **kw), config, directory)
+    return checkpoint.load_network(TeamActorCritic, config, directory)
 
 
 ACTS_ON = ActsOn("pettingzoo", observations=("Box", "Discrete"), actions=("Discrete",))

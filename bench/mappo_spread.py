@@ -47,8 +47,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(1, str(BENCH_DIR.parent))
 
 from rlsuite.core import registry  # noqa: E402
-from rlsuite.envs.evaluation import run_team_episodes  # noqa: E402
-from rlsuite.envs.multiagent import MultiAgentVectorEnv  # noqa: E402
+from _marl import random_team  # noqa: E402
 
 ENV_ID = "mpe2/simple_spread_v3"
 BENCHMARL_PYTHON = Path("/work/benchmarl-venv/bin/python")
@@ -56,14 +55,9 @@ EVAL_EPISODES = 100
 PARTS = ("random", "mappo", "ippo", "benchmarl")
 
 
-def random_team(seed: int) -> dict:
-    envs = MultiAgentVectorEnv(ENV_ID, EVAL_EPISODES)
-    rng = np.random.default_rng(seed)
-    try:
-        team, _, _ = run_team_episodes(lambda obs: rng.integers(0, 5, obs.shape[:2]), envs, seed=10_000 + seed)
-    finally:
-        envs.close()
-    return {"part": "random", "seed": seed, "team_return": float(team.mean()), "env_steps_per_second": float("nan"), "train_seconds": 0.0}
+def random_record(seed: int) -> dict:
+    return {"part": "random", "seed": seed, "team_return": random_team(ENV_ID, EVAL_EPISODES, seed),
+            "env_steps_per_second": float("nan"), "train_seconds": 0.0}
 
 
 def rlsuite_run(algo: str, seed: int, steps: int, workdir: Path) -> dict:
@@ -120,7 +114,7 @@ def main() -> None:
                     continue
                 try:
                     if part == "random":
-                        record = random_team(seed)
+                        record = random_record(seed)
                     elif part == "benchmarl":
                         record = benchmarl_run(seed, args.steps, config)
                     else:

@@ -28,23 +28,12 @@ import torch
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from rlsuite.core import registry  # noqa: E402
-from rlsuite.envs.evaluation import run_team_episodes  # noqa: E402
-from rlsuite.envs.multiagent import MultiAgentVectorEnv  # noqa: E402
+from _marl import random_team  # noqa: E402
 
 ENV_ID = "rlsuite/grid_goals_v0"
 EVAL_EPISODES = 100
 THRESHOLD = 0.5
 ALGORITHMS = ("mappo", "ippo", "iql")
-
-
-def random_team(seed: int) -> float:
-    envs = MultiAgentVectorEnv(ENV_ID, EVAL_EPISODES)
-    rng = np.random.default_rng(seed)
-    try:
-        team, _, _ = run_team_episodes(lambda obs: rng.integers(0, 5, obs.shape[:2]), envs, seed=10_000 + seed)
-    finally:
-        envs.close()
-    return float(team.mean())
 
 
 def train(algo: str, seed: int, steps: int, workdir: Path) -> dict:
@@ -69,7 +58,7 @@ def main() -> None:
     randoms = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            randoms.append(random_team(seed))
+            randoms.append(random_team(ENV_ID, EVAL_EPISODES, seed))
             for algo in ALGORITHMS:
                 record = train(algo, seed, args.steps, Path(tmp))
                 results[algo].append(record)

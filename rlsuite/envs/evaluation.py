@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlsuite.core.loop import Figure
 from rlsuite.core.seeding import derive_seed
 from rlsuite.envs.multiagent import MultiAgentVectorEnv
 
@@ -121,8 +122,18 @@ def run_team_episodes(act: Callable[[np.ndarray], np.ndarray], envs: MultiAgentV
         obs = step.obs
         agent_returns += np.where(active[:, None], step.rewards, 0.0)
         lengths += active
-        active &= ~np.array([not env.agents for env in envs.envs])
+        active &= step.alive.any(1)  # a copy whose agents have all left has ended its episode
     return agent_returns.sum(1), agent_returns, lengths
+
+
+def agent_columns(agents: tuple[str, ...]) -> tuple[str, ...]:
+    """The eval.csv columns of each agent's return, in the agents' order."""
+    return tuple(f"return_{name}" for name in agents)
+
+
+def team_figures(agents: tuple[str, ...]) -> dict:
+    """The Loop's figures for a team: the team return (curve.png) and each agent's (agents.png)."""
+    return {"curve.png": Figure(), "agents.png": Figure(agent_columns(agents))}
 
 
 class TeamEvaluator:
@@ -139,7 +150,7 @@ class TeamEvaluator:
         if self.envs is None:
             self.envs = MultiAgentVectorEnv(self.env_id, self.episodes, **self.env_kwargs)
         team, agents, lengths = run_team_episodes(self.act, self.envs, derive_seed(self.seed, "eval", step))
-        per_agent = {f"return_{name}": float(agents[:, i].mean()) for i, name in enumerate(self.envs.agents)}
+        per_agent = {column: float(agents[:, i].mean()) for i, column in enumerate(agent_columns(self.envs.agents))}
         return episode_summary(team, lengths) | per_agent
 
     def close(self) -> None:
@@ -157,10 +168,10 @@ def record_team_video(act: Callable[[np.ndarray], np.ndarray], env_id: str, path
     envs = MultiAgentVectorEnv(env_id, 1, render_mode="rgb_array", **(env_kwargs or {}))
     try:
         obs, _, _ = envs.reset(seed=seed)
-        frames, total = [envs.render()], 0.0
-        while envs.envs[0].agents and len(frames) < max_frames:
+        frames, total, on = [envs.render()], 0.0, True
+        while on and len(frames) < max_frames:
             step = envs.step(act(obs))
-            obs, total = step.obs, total + float(step.rewards.sum())
+            obs, total, on = step.obs, total + float(step.rewards.sum()), step.alive.any()
             frames.append(envs.render())
         fps = envs.envs[0].metadata.get("render_fps", 10)
     finally:

@@ -11,8 +11,8 @@ PettingZoo 1.25), `pettingzoo/butterfly/pistonball_v6`, or rlsuite's own `rlsuit
     rewards, terminated, truncated [N, A]   alive [N, A]
 
 - Agents that leave early: PettingZoo drops an agent from the dicts once it terminates or
-  truncates. Here it stays in its slot with zeros: `alive[n, i]` is False while agent i is
-  absent from copy n, and its reward, terminated and truncated are 0 there.
+  truncates. Here it keeps its slot (zeros, or the lowest Discrete observation): `alive[n, i]`
+  is False while agent i is absent from copy n, and its reward, terminated and truncated are 0 there.
 - The copy's episode ends when no agent is left; autoreset is Gymnasium's NEXT_STEP mode, as in
   every single-agent collector (rlsuite.rollout.step): the step that ends an episode returns the
   final observations, and the copy's next step is a reset transition whose actions are ignored.
@@ -51,7 +51,7 @@ def is_multiagent_id(env_id: str) -> bool:
     if "/" not in env_id or env_id in gym.registry:
         return False
     package = env_id.split("/")[0]
-    return env_id in BUILTIN or package in EXTRAS or package in sys.modules or importlib.util.find_spec(package) is not None
+    return env_id in BUILTIN or package in EXTRAS or package in sys.modules or not _package_missing(package)
 
 
 def parallel_env_factory(env_id: str, **kwargs: Any) -> Callable[..., Any]:
@@ -62,12 +62,11 @@ def parallel_env_factory(env_id: str, **kwargs: Any) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == package or _package_missing(package):
-            exc.name = package
-        if exc.name == package and package in EXTRAS:
+        package_missing = exc.name == package or _package_missing(package)
+        if package_missing and package in EXTRAS:
             raise MissingExtraError(f"{env_id} needs the {package!r} package, which is not installed: pip install 'rlsuite[{EXTRAS[package]}]' "
                                     f"(or pip install {package}).") from None
-        if exc.name == package:
+        if package_missing:
             raise UnknownNameError(f"unknown environment {env_id!r}: no module {package!r} is installed. Multi-agent ids name a PettingZoo "
                                    f"module with '/' for dots, e.g. {EXAMPLES}.") from None
         known = [name for name, _ in known_ids()]
@@ -104,7 +103,6 @@ def parse_env_kwargs(items: tuple[str, ...]) -> dict[str, Any]:
 
 def known_ids() -> list[tuple[str, str]]:
     """(id, where it comes from) of the built-in task and of mpe2's tasks, found without importing them."""
-    import importlib.util
     import pkgutil
 
     found = [(env_id, "built in") for env_id in BUILTIN]
@@ -224,6 +222,7 @@ class MultiAgentVectorEnv:
         self.spaces = read_spaces(self.envs[0], env_id)
         self.agents = self.spaces.agents
         self.num_agents = len(self.agents)
+        self._slot = {agent: i for i, agent in enumerate(self.agents)}
         self.discrete_obs = isinstance(self.spaces.observation_space, spaces.Discrete)
         self.obs_shape = () if self.discrete_obs else self.spaces.observation_space.shape
         self._needs_reset = np.zeros(num_envs, dtype=bool)
@@ -261,7 +260,7 @@ class MultiAgentVectorEnv:
                 self._needs_reset[n] = False
                 continue
             live = list(env.agents)
-            act = {agent: _action(actions[n, self.agents.index(agent)]) for agent in live}
+            act = {agent: _action(actions[n, self._slot[agent]]) for agent in live}
             observations, reward, term, trunc, _ = env.step(act)
             fill_observations(self.agents, env.agents, observations, self.spaces.observation_space, obs[n], alive[n])
             for i, agent in enumerate(self.agents):

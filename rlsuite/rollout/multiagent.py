@@ -25,7 +25,7 @@ class TeamCursor:
     """Where the training envs stand between steps: what a checkpoint holds besides the envs."""
 
     obs: np.ndarray
-    """[N, A, ...] each agent's current observation (zeros for agents not on)."""
+    """[N, A, ...] each agent's current observation (empty_observations for agents not on)."""
     state: np.ndarray
     """[N, S] the global state."""
     alive: np.ndarray

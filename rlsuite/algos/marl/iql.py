@@ -20,12 +20,12 @@ import numpy as np
 from gymnasium import spaces
 
 from rlsuite.core import config as configs
-from rlsuite.core.loop import Episodes, Figure, Loop
+from rlsuite.core.loop import Episodes, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.checkpointing import CheckpointableEnv
-from rlsuite.envs.evaluation import TeamEvaluator
+from rlsuite.envs.evaluation import TeamEvaluator, team_figures
 from rlsuite.envs.multiagent import MultiAgentVectorEnv, parse_env_kwargs
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
@@ -118,7 +118,7 @@ def train(config: IQLConfig, run_dir=None, **options: Any) -> Run:
         parts={"agent": tables, "envs": envs},
         evaluate=TeamEvaluator(config.env, config.eval_episodes, tables.predict, config.seed, env_kwargs),
         export=lambda directory: np.save(directory / "q.npy", tables.q),
-        figures={"curve.png": Figure(), "agents.png": Figure(tuple(f"return_{name}" for name in agents))}, **options,
+        figures=team_figures(agents), **options,
     ) as loop:
         cursor = loop.start(lambda: TeamCursor.reset(envs.env, derive_seed(config.seed, "train-envs")))
         while loop.running():

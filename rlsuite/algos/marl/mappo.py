@@ -29,12 +29,12 @@ from gymnasium import spaces
 from torch import nn
 
 from rlsuite.core import checkpoint, config as configs
-from rlsuite.core.loop import Episodes, Figure, Loop
+from rlsuite.core.loop import Episodes, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.envs.checkpointing import CheckpointableEnv
-from rlsuite.envs.evaluation import TeamEvaluator
+from rlsuite.envs.evaluation import TeamEvaluator, team_figures
 from rlsuite.envs.multiagent import MultiAgentVectorEnv, parse_env_kwargs
 from rlsuite.envs.resolver import require, resolve
 from rlsuite.errors import check
@@ -182,7 +182,7 @@ def train_variant(algo: str, config: MAPPOConfig, run_dir=None, **options: Any) 
         parts={"agent": agent, "optimizer": optimizer, "envs": envs},
         evaluate=TeamEvaluator(config.env, config.eval_episodes, agent.predict, config.seed, env_kwargs),
         export=lambda directory: checkpoint.save_network(agent, directory),
-        figures={"curve.png": Figure(), "agents.png": Figure(tuple(f"return_{name}" for name in agents))}, **options,
+        figures=team_figures(agents), **options,
     ) as loop:
         cursor = loop.start(lambda: TeamCursor.reset(envs.env, derive_seed(config.seed, "train-envs")))
         while loop.running():

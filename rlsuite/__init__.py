@@ -5,6 +5,7 @@
     policy = rlsuite.load(run.dir)
     action = policy.act(obs)
     rlsuite.open_run(run.dir).evaluations      # column name -> NumPy array
+    rlsuite.sweep("ppo", "CartPole-v1", grid={"learning_rate": [1e-3, 3e-4]}, seeds=3)   # on Ray Tune
 
 Algorithm modules are reachable by name too: `from rlsuite import ppo` gives
 rlsuite/algos/deep/ppo.py, with `ppo.PPOConfig`, `ppo.preset(env)`, `ppo.train(config)` and
@@ -13,9 +14,9 @@ rlsuite/algos/deep/ppo.py, with `ppo.PPOConfig`, `ppo.preset(env)`, `ppo.train(c
 
 __version__ = "0.2.0"
 
-from rlsuite.api import load, make_config, open_run, resume, train  # noqa: E402
+from rlsuite.api import load, make_config, open_run, resume, sweep, train  # noqa: E402
 
-__all__ = ["load", "make_config", "open_run", "resume", "train", "__version__"]
+__all__ = ["load", "make_config", "open_run", "resume", "sweep", "train", "__version__"]
 
 
 def __getattr__(name: str):

@@ -31,6 +31,22 @@ def train(algo: str, env: str | None = None, *, run_dir=None, overwrite: bool = 
     return registry.spec(algo).train(config, run_dir, overwrite=overwrite, quiet=quiet, callbacks=callbacks)
 
 
+def sweep(algo: str, env: str | None = None, *, grid: dict[str, Any], seeds: int = 3, sweep_dir: str | Path | None = None,
+          overwrite: bool = False, ray_address: str | None = None, metric: str | None = None, mode: str = "max",
+          max_concurrent: int | None = None, config_file: str | Path | None = None, quiet: bool = False, **overrides: Any):
+    """Train every combination of `grid`'s values (field -> list of values, or a 'v1,v2' string)
+    with `seeds` seeds each (seed, seed + 1, ...; seed=1 unless given) as Ray Tune trials, e.g.
+    sweep("ppo", "CartPole-v1", grid={"learning_rate": [1e-3, 3e-4]}, total_steps=50_000).
+    Every trial is a run directory in the sweep directory (default sweeps/ALGO-ENV), next to
+    summary.csv (settings ranked by their mean final evaluation), trials.csv and curves.png.
+    Returns a SweepResult; a failed trial is listed there, not raised. Needs rlsuite[ray]."""
+    from rlsuite.scale.sweep import run_sweep
+
+    base = make_config(algo, env, config_file=config_file, **overrides)
+    return run_sweep(algo, base, grid, seeds=seeds, sweep_dir=sweep_dir, overwrite=overwrite, ray_address=ray_address,
+                     metric=metric, mode=mode, max_concurrent=max_concurrent, fixed=overrides, quiet=quiet)
+
+
 def resume(run_dir: str | Path, *, quiet: bool = False, budget: int | None = None, **overrides: Any) -> Run:
     """Continue a run from its checkpoint, optionally with a larger budget (`budget=` or the
     budget field by name, e.g. total_steps=200_000). Nothing else may change."""

@@ -1,4 +1,4 @@
-"""The `rlsuite` command: train, eval, resume, plot, list.
+"""The `rlsuite` command: train, eval, resume, plot, sweep, list.
 
 Config flags are generated from each algorithm's config dataclass by tyro, so every field is a
 `--field value` flag with its docstring as help (`rlsuite train ppo --help`). Only what a command
@@ -201,6 +201,27 @@ def cmd_plot(ns: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(ns: argparse.Namespace, rest: list[str]) -> int:
+    from rich.markup import escape
+
+    from rlsuite.errors import ConfigError
+    from rlsuite.scale.sweep import EXIT_TRIALS_FAILED, parse_grid_flags, run_sweep
+
+    grid = parse_grid_flags(ns.grid or [])
+    if not grid:
+        raise ConfigError("a sweep needs at least one --grid FIELD=V1,V2 (e.g. --grid learning-rate=1e-3,3e-4).")
+    config = _config_from_args(ns.algo, ns.config, rest)  # the fixed fields, parsed exactly as `train` parses them
+    fixed = [token[2:].split("=")[0] for token in rest if token.startswith("--")]
+    result = run_sweep(ns.algo, config, grid, seeds=ns.seeds, sweep_dir=ns.dir, overwrite=ns.overwrite, ray_address=ns.ray_address,
+                       metric=ns.metric, mode=ns.mode, max_concurrent=ns.max_concurrent, fixed=fixed, quiet=ns.quiet)
+    console, errors = _consoles()
+    console.print(result.table())
+    for trial in result.failed:
+        errors.print(f"[bold red]{trial.status}:[/] {escape(f'{trial.run_dir.name}: {trial.error}')}")
+    console.print(f"Sweep directory: [bold]{result.dir}[/]  (summary.csv, trials.csv, curves.png, one run directory per trial)")
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_TRIALS_FAILED if result.failed else 0
+
+
 def cmd_list(ns: argparse.Namespace, rest: list[str]) -> int:
     import gymnasium as gym
 
@@ -276,6 +297,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logy", action="store_true", help="logarithmic y axis (e.g. for DP's --metric max_change)")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("sweep", help="train a grid of settings x seeds on Ray Tune; a summary table and curves per setting",
+                       allow_abbrev=False,  # else --seed (a config field) would be read as --seeds
+                       description="Every combination of the --grid values is trained with each seed as a Ray Tune trial "
+                                   "(one CPU each) that writes its own run directory in the sweep directory. Any other "
+                                   "--field value flag (see `rlsuite train ALGO --help`) is fixed for every trial.",
+                       epilog="Example: rlsuite sweep ppo --env CartPole-v1 --grid learning-rate=1e-3,3e-4 --grid gamma=0.98,0.99 "
+                              "--seeds 3 --total-steps 50000. Exit codes: 1 some trials failed (summary.csv says why), "
+                              "4 interrupted by Ctrl-C. See docs/sweep.md.")
+    p.add_argument("algo", help="algorithm name (see `rlsuite list`)")
+    p.add_argument("--grid", action="append", metavar="FIELD=V1,V2",
+                   help="a config field and the values to try, comma-separated (a tuple value space-separated: "
+                        "--grid hidden-sizes='64 64,128 128'); repeat for more fields: their cartesian product is swept")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per setting: --seed, --seed + 1, ... (default 3: seeds 1, 2, 3)")
+    p.add_argument("--dir", help="sweep directory (default sweeps/ALGO-ENV)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sweep directory (only what a sweep wrote in it)")
+    p.add_argument("--ray-address", help="Ray cluster to join: 'auto' for the one `ray start` made here, or HOST:PORT "
+                                         "(default: a local Ray instance, or RAY_ADDRESS when set)")
+    p.add_argument("--metric", help="rank by this eval.csv or metrics.csv column's final value instead of the evaluation headline "
+                                    "(e.g. bandit/average_reward for the bandits)")
+    p.add_argument("--mode", choices=("max", "min"), default="max", help="whether a higher (max) or lower (min) value is better")
+    p.add_argument("--max-concurrent", type=int, help="run at most this many trials at once (default: as many as the CPUs allow)")
+    p.add_argument("--config", help="YAML file of config fields for every trial (flags override it)")
+    p.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("list", help="list algorithms and environments")
     p.add_argument("--filter", help="only environments whose id contains this")
     p.set_defaults(func=cmd_list)
@@ -286,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     ns, rest = parser.parse_known_args(argv)
-    if ns.command != "train" and rest:
+    if ns.command not in ("train", "sweep") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if ns.command == "eval" and (ns.episodes < 1 or ns.k < 1 or (ns.samples is not None and ns.samples < 1)):
         parser.error("--episodes, --k and --samples must be >= 1")
@@ -297,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return ns.func(ns, rest)
     except RLSuiteError as exc:
-        _consoles()[1].print(f"[bold red]error:[/] {exc}")
+        from rich.markup import escape  # messages hold brackets (rlsuite[ray], [-1, 1]) that are not markup
+
+        _consoles()[1].print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         _consoles()[1].print("aborted.")

@@ -119,6 +119,31 @@ class TorchConfig(TrainConfig):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkersConfig:
+    """Where experience is collected (a mixin: the configs of the algorithms that can use Ray
+    rollout workers inherit it and call check_workers)."""
+
+    backend: typing.Literal["local", "ray"] = "local"
+    """'local': this process steps the envs. 'ray': num_workers Ray actors, each with its share of the envs and a copy of the policy."""
+    num_workers: int = 1
+    """Ray rollout workers (backend 'ray'); the envs are split evenly between them."""
+    ray_address: str | None = None
+    """Ray cluster to join (backend 'ray'): None starts a local Ray instance; 'auto' joins the one `ray start` left on this machine; HOST:PORT a remote head."""
+    max_worker_restarts: int = 3
+    """Rollout workers that die (a crashed simulator, a lost node) are restarted this many times in all, then the run stops with a checkpoint."""
+
+
+def check_workers(config) -> None:
+    check(config.num_workers >= 1, f"num_workers must be >= 1, got {config.num_workers}.")
+    check(config.max_worker_restarts >= 0, f"max_worker_restarts must be >= 0, got {config.max_worker_restarts}.")
+    if config.backend == "local":
+        check(config.num_workers == 1, f"num_workers={config.num_workers} needs --backend ray (the local backend steps the envs in this process).")
+    else:
+        check(config.num_envs % config.num_workers == 0,
+              f"num_envs ({config.num_envs}) must be a multiple of num_workers ({config.num_workers}): each Ray worker steps num_envs / num_workers envs.")
+
+
 def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 

@@ -199,6 +199,13 @@ class Loop(Generic[S]):
         for callback in self.callbacks:
             callback(self)
 
+    def note(self, message: str) -> None:
+        """An event worth keeping besides the metrics (a rollout worker restarted, say): printed
+        unless quiet, and appended to the run's events.log."""
+        self.recorder.log_event(self.step, message)
+        if not self.quiet:
+            print(f"{self.algo}: {message}", flush=True)
+
     def request_stop(self, reason: str = "request") -> None:
         """Stop after the current iteration with a resumable checkpoint (what Ctrl-C does)."""
         self._stop_signal = reason

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,16 @@ class Recorder:
         for episode_return, length in zip(returns, lengths):
             self.episodes.write({"step": step, "return": episode_return, "length": length})
 
+    def log_event(self, step: int, message: str) -> None:
+        """One line in events.log, appended and flushed at once: events are rare and are what
+        someone reads after a run went strangely, so none is kept back in a buffer."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+        try:
+            with open(self.run.events_file, "a") as file:
+                file.write(f"{stamp} step {step}: {message}\n")
+        except OSError as exc:
+            raise _os_error(self.path, exc, "write to") from None
+
     def flush(self) -> None:
         for log in (self.metrics, self.evals, self.episodes, self.tensorboard):
             if log is not None:
@@ -247,6 +258,7 @@ class NullRecorder(Recorder):
     def log_metrics(self, step, row) -> None: ...
     def log_eval(self, step, row) -> None: ...
     def log_episodes(self, step, returns, lengths) -> None: ...
+    def log_event(self, step, message) -> None: ...
     def flush(self) -> None: ...
     def save_checkpoint(self, payload, directory_parts, export) -> None: ...
     def export(self, export, algo, config, step) -> None: ...

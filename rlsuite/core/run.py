@@ -6,6 +6,7 @@
         metrics.csv     averaged training metrics every log_every budget units
         eval.csv        one row per evaluation: step and what the algorithm's evaluate() returned
         episodes.csv    one row per finished training episode (Gymnasium runs)
+        events.log      what happened besides training (a Ray worker restarted, ...), one line each
         tb/             TensorBoard event files
         checkpoints/    ckpt-NNNNNN/: the latest resumable checkpoint (see rlsuite.core.checkpoint)
         model/          the final artifact (rlsuite.load reads it, or the checkpoint's copy)
@@ -30,7 +31,7 @@ from rlsuite.errors import RunDirError
 
 RUNS_ROOT = Path("runs")
 RUN_FORMAT = "rlsuite-run-v2"
-STANDARD_FILES = ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "episodes.csv", "tb", "checkpoints", "model", "curve.png")
+STANDARD_FILES = ("run.yaml", "config.yaml", "metrics.csv", "eval.csv", "episodes.csv", "events.log", "tb", "checkpoints", "model", "curve.png")
 """What every run may write; `--overwrite` deletes these and the extra files run.yaml lists."""
 LEGACY_FILES = ("checkpoint.pt", "model.pt")
 """Files of run directories written by rlsuite 0.1, also removed by --overwrite."""
@@ -53,6 +54,7 @@ class RunDir:
     metrics_file = property(lambda self: self.path / "metrics.csv")
     eval_file = property(lambda self: self.path / "eval.csv")
     episodes_file = property(lambda self: self.path / "episodes.csv")
+    events_file = property(lambda self: self.path / "events.log")
     tensorboard_dir = property(lambda self: self.path / "tb")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     model_dir = property(lambda self: self.path / "model")

@@ -12,6 +12,7 @@ exposing a toy-text table `P` (FrozenLake, CliffWalking, Taxi, rlsuite's gridwor
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +40,23 @@ class EnvInfo:
     """The agents of a multi-agent (PettingZoo) env; its spaces above are one agent's."""
 
 
-def check_env_id(env_id: str) -> None:
+def check_env_id(env_id: str) -> str:
+    """The registered name of env_id (for gym.spec, which does not read module prefixes), or an
+    error for an id Gymnasium does not know. 'module:EnvName-v0' imports the module first (it
+    registers its envs), as gym.make does, so a user's own env needs no change to rlsuite; Ray
+    workers make it by the same id wherever the module is importable."""
+    module, colon, name = env_id.partition(":")
+    if colon:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UnknownNameError(f"environment {env_id!r}: cannot import module {module!r} ({exc}). "
+                                   "Install it or put its folder on PYTHONPATH; 'module:EnvName-v0' imports the module, which must register EnvName-v0.") from None
+        env_id = name
     if env_id not in gym.registry:
         multiagent = f" Multi-agent ids name a module with a PettingZoo parallel_env(), '/' for dots: {MULTIAGENT_EXAMPLES}." if "/" in env_id else ""
         raise UnknownNameError(f"unknown environment {env_id!r}.{suggest(env_id, gym.registry)}{multiagent} Run `rlsuite list` to see environments.")
+    return env_id
 
 
 def resolve(env_id: str, **kwargs: Any) -> EnvInfo:
@@ -56,8 +70,7 @@ def resolve(env_id: str, **kwargs: Any) -> EnvInfo:
         finally:
             env.close()
         return EnvInfo(env_id, "pettingzoo", agents.observation_space, agents.action_space, False, None, agents.agents)
-    check_env_id(env_id)
-    spec = gym.spec(env_id)
+    spec = gym.spec(check_env_id(env_id))
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as exc:

@@ -26,9 +26,9 @@ def make_vector_env(
     default_time_limit cuts episodes of envs registered without a time limit of their own, so
     that evaluating a policy that walks in circles (say, a greedy table into a wall) ends.
     """
-    check_env_id(env_id)
+    name = check_env_id(env_id)
     limit = {}
-    if default_time_limit is not None and gym.spec(env_id).max_episode_steps is None:
+    if default_time_limit is not None and gym.spec(name).max_episode_steps is None:
         limit, mode = {"max_episode_steps": default_time_limit}, "sync"
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **limit)
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)

@@ -16,8 +16,9 @@ import torch
 
 from rlsuite.core.seeding import derive_seed, setup_torch
 from rlsuite.errors import ConfigError, DataError
-from rlsuite.lm import models
+from rlsuite.lm import models, parallel
 from rlsuite.lm.generation import TorchGenerator
+from rlsuite.lm.parallel import DataParallel
 from rlsuite.ops import rewards
 
 
@@ -33,6 +34,8 @@ class LMRun:
     train_prompts: list[list[int]]
     test_prompts: list[list[int]]
     think_prefilled: bool
+    dp: DataParallel = parallel.SINGLE
+    """This process's place in a data-parallel run (rlsuite.lm.parallel; SINGLE without a launcher)."""
 
 
 def resolve_dtype(config, device: torch.device) -> torch.dtype:
@@ -44,12 +47,19 @@ def resolve_dtype(config, device: torch.device) -> torch.dtype:
 def setup(config, *, needs: tuple[str, ...] = ("prompt", "solution"), preferences: str | None = None) -> LMRun:
     """Threads, seeds, device, model, tokenizer and task, checked before any run directory exists.
     `preferences` ("paired" or "unpaired") loads a preference task (rlsuite.envs.preferences) instead."""
-    device = setup_torch(config)
+    device = setup_device(config)
     model, tokenizer = models.load_model(config.model, seed=config.seed)
     model = model.to(device=device, dtype=resolve_dtype(config, device))
     if config.lora_r > 0:
         model = add_lora(model, config)
     return prepare(config, model, tokenizer, device, needs=needs, preferences=preferences)
+
+
+def setup_device(config) -> torch.device:
+    """Threads, seeds and this process's device: the config's, or under `accelerate launch` the one
+    accelerate gives the process (rlsuite.lm.parallel)."""
+    device = setup_torch(config)
+    return parallel.start(config).device or device
 
 
 def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prompt", "solution"), preferences: str | None = None) -> LMRun:
@@ -84,16 +94,26 @@ def prepare(config, model, tokenizer, device, *, needs: tuple[str, ...] = ("prom
         config, device, model, tokenizer, task,
         encode_prompts(tokenizer, task.train, config.max_prompt_length, "train"),
         encode_prompts(tokenizer, task.test, config.max_prompt_length, "test"),
-        think_prefilled=generation_prompt_ends_with_think(tokenizer),
+        think_prefilled=generation_prompt_ends_with_think(tokenizer), dp=parallel.current(),
     )
 
 
 def optimizer_step(optimizer, loss: torch.Tensor, max_grad_norm: float) -> float:
-    """Backward, gradient-norm clipping (0: none) and the step; returns the norm before clipping."""
+    """Backward, gradient-norm clipping (0: none) and the step; returns the norm before clipping.
+    An optimizer from DataParallel.prepare steps through accelerate, whose backward averages the
+    gradients over processes (or hands them to DeepSpeed / FSDP): the norm is then the global one."""
+    accelerator = getattr(optimizer, "rlsuite_accelerator", None)
+    if accelerator is None and parallel.current().world > 1:
+        raise RuntimeError("under data parallelism an optimizer must go through DataParallel.prepare, or its gradients are not averaged")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    if accelerator is None:
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, limit)
+    else:
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(parameters, limit)
     optimizer.step()
     return float(grad_norm)
 
@@ -181,12 +201,28 @@ def columns(rows: list[dict], names: tuple[str, ...], repeat: int = 1) -> dict[s
     return {name: [row[name] for row in rows for _ in range(repeat)] for name in names}
 
 
-@torch.no_grad()
 def evaluate(run: LMRun, model, rows: list[dict], prompts: list[list[int]], *, k: int = 1, temperature: float = 0.0,
              batch_size: int = 128, samples: int = 0) -> tuple[dict[str, float], list[dict]]:
     """Held-out accuracy with the verifier: greedy accuracy@1 (temperature 0), or pass@k and
     mean accuracy of k samples each; also strict-format compliance and completion length.
-    Returns (metrics, the first `samples` completions as records)."""
+    Returns (metrics, the first `samples` completions as records). Under data parallelism each
+    process decodes its share of the prompts and every process returns the metrics of all."""
+    mine = run.dp.share(len(prompts))
+    gathered = run.dp.all_gather(_decode(run, model, rows[mine], prompts[mine], k, temperature, batch_size, samples))
+    correct, formatted, lengths, shown = ([x for part in parts for x in part] for parts in zip(*gathered))
+    grid = np.array(correct, dtype=float).reshape(-1, k)
+    valid = ~np.isnan(grid).any(axis=1)
+    metrics = {"accuracy": float(np.mean(grid[valid])) if valid.any() else float("nan")}
+    if k > 1:
+        metrics[f"pass@{k}"] = float(np.mean(grid[valid].max(axis=1))) if valid.any() else float("nan")
+    metrics["format"] = float(np.mean(formatted))
+    metrics["completion_length"] = float(np.mean(lengths))
+    return metrics, shown[:samples]
+
+
+@torch.no_grad()
+def _decode(run: LMRun, model, rows, prompts, k, temperature, batch_size, samples) -> tuple[list, list, list, list]:
+    """Per completion: correct (NaN: no verdict), strict format, length; and the first `samples` as records."""
     generator = TorchGenerator(model, run.tokenizer, run.device)
     correct, formatted, lengths, shown = [], [], [], []
     for start in range(0, len(prompts), max(1, batch_size // k)):
@@ -205,14 +241,7 @@ def evaluate(run: LMRun, model, rows: list[dict], prompts: list[list[int]], *, k
                 row = chunk_rows[i // k]
                 shown.append({"problem": row.get("problem", row["prompt"][-1]["content"]), "completion": t,
                               "solution": row.get("solution"), "correct": accuracy[i]})
-    grid = np.array(correct, dtype=float).reshape(-1, k)
-    valid = ~np.isnan(grid).any(axis=1)
-    metrics = {"accuracy": float(np.mean(grid[valid])) if valid.any() else float("nan")}
-    if k > 1:
-        metrics[f"pass@{k}"] = float(np.mean(grid[valid].max(axis=1))) if valid.any() else float("nan")
-    metrics["format"] = float(np.mean(formatted))
-    metrics["completion_length"] = float(np.mean(lengths))
-    return metrics, shown
+    return correct, formatted, lengths, shown
 
 
 class HeldOutEvaluation:

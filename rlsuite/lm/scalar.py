@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from rlsuite.errors import ConfigError, InputError, require_extra
-from rlsuite.lm import models
+from rlsuite.lm import models, parallel
 from rlsuite.ops.lm import positions
 
 
@@ -78,11 +78,27 @@ def check_same_tokenizer(policy_tokenizer, other_tokenizer, what: str) -> None:
 
 
 def token_scores(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-    """The head at every position, [B, T], with position ids that skip left padding."""
+    """The head at every position, [B, T], with position ids that skip left padding. `model` is a
+    scalar model, or a TokenScores of one (prepared for data-parallel training, too)."""
+    if isinstance(parallel.unwrap(model), TokenScores):
+        return model(input_ids, attention_mask)
     backbone = getattr(model, model.base_model_prefix)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
                       use_cache=False).last_hidden_state
     return _head(model)(hidden).squeeze(-1).float()
+
+
+class TokenScores(torch.nn.Module):
+    """token_scores as a module's forward: what a trainer hands to accelerate for a reward or value
+    model, since token_scores reads the backbone and the head apart and would bypass a wrapper's
+    forward (DDP arms its gradient averaging there)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return token_scores(self.model, input_ids, attention_mask)
 
 
 def sequence_scores(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

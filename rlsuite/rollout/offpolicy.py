@@ -89,9 +89,10 @@ def check_replay_config(config) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig(ReplayConfig):
+class OffPolicyConfig(configs.WorkersConfig, ReplayConfig):
     """The fields of every value-based off-policy method (DQN and its variants, C51): a target
-    network refreshed on a clock, epsilon-greedy exploration, gradient clipping."""
+    network refreshed on a clock, epsilon-greedy exploration, gradient clipping; with backend
+    'ray', Ape-X's actors collect (rlsuite.scale.apex)."""
 
     target_update_every: int = 10_000
     """Refresh the target network every this many env steps (SB3's target_update_interval, counted the same way: every max(target_update_every // num_envs, 1) vector steps). Refreshes fall due while collecting, never inside a gradient phase: with target_update_every <= train_freq * num_envs the target is the online network as it was before each phase."""
@@ -116,6 +117,7 @@ def check_config(config) -> None:
     for name in ("exploration_initial_eps", "exploration_final_eps"):
         check(0 <= getattr(config, name) <= 1, f"{name} must be in [0, 1], got {getattr(config, name)}.")
     check(config.max_grad_norm >= 0, f"max_grad_norm must be >= 0 (0 disables clipping), got {config.max_grad_norm}.")
+    configs.check_workers(config)
 
 
 def make_envs(config) -> gym.vector.VectorEnv:
@@ -222,7 +224,8 @@ def refresh_target(target: nn.Module, online: nn.Module, tau: float, times: int)
 class OffPolicyState:
     """What continues from one iteration to the next besides the networks, optimizers, envs and buffer."""
 
-    cursor: EnvCursor
+    cursor: EnvCursor | None
+    """None when Ape-X's actors hold the envs (rlsuite.scale.apex)."""
     rng: np.random.Generator
     """Draws exploration and replay minibatches (the only NumPy randomness of training besides the envs)."""
     gradient_steps: int

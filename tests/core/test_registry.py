@@ -81,6 +81,14 @@ def test_lm_plumbing_imports_no_algorithm_api_or_cli():
             assert not any(m.startswith(("rlsuite.algos", "rlsuite.api", "rlsuite.cli")) for m in imports), (module, imports)
 
 
+def test_scale_workers_import_no_algorithm_api_or_cli():
+    """Ray's rollout workers and Ape-X sit under the algorithms that use them; only the sweep
+    (scale/sweep.py) runs whole trainings and may sit on top."""
+    for module, imports in module_graph().items():
+        if module.startswith("rlsuite.scale") and module != "rlsuite.scale.sweep":
+            assert not any(m.startswith(("rlsuite.algos", "rlsuite.api", "rlsuite.cli")) for m in imports), (module, imports)
+
+
 def test_no_import_cycles():
     graph = module_graph()
     state: dict[str, int] = {}

@@ -54,3 +54,22 @@ def test_image_observations_need_flattening():
             require(resolve("ImageObsTest-v0"), "ppo", BOX_DISCRETE)
     finally:
         gym.registry.pop("ImageObsTest-v0")
+
+
+def test_a_module_prefixed_id_imports_the_module_that_registers_it(tmp_path, monkeypatch):
+    """'module:EnvName-v0', as gym.make reads it: a user's own env with no change to rlsuite."""
+    (tmp_path / "my_envs_for_rlsuite.py").write_text(
+        "import gymnasium as gym\n"
+        "if 'MyPole-v0' not in gym.registry:\n"
+        "    gym.register('MyPole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv', max_episode_steps=50)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = resolve("my_envs_for_rlsuite:MyPole-v0")
+    assert info.kind == "gymnasium" and info.max_episode_steps == 50
+    from rlsuite.envs.vector import make_vector_env
+
+    assert make_vector_env("my_envs_for_rlsuite:MyPole-v0", 2).num_envs == 2
+    with pytest.raises(UnknownNameError, match="cannot import module 'no_such_module_here'.*PYTHONPATH"):
+        resolve("no_such_module_here:MyPole-v0")
+    with pytest.raises(UnknownNameError, match="unknown environment 'MyPol-v0'. Did you mean: MyPole-v0"):
+        resolve("my_envs_for_rlsuite:MyPol-v0")
+    gym.registry.pop("MyPole-v0")

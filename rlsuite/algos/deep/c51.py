@@ -13,6 +13,7 @@ Stable-Baselines3 runs it (see rlsuite.algos.deep.dqn and rlsuite.rollout.offpol
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from rlsuite.ops import q_targets
 from rlsuite.ops.nets import mlp
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch
+from rlsuite.scale import apex
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +148,9 @@ def train(config: C51Config, run_dir=None, **options: Any) -> Run:
     device = setup_torch(config)
     q_net = CategoricalQNetwork(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
+    if config.backend == "ray":  # Ape-X: Ray actors collect, this process learns
+        make_q_net = functools.partial(CategoricalQNetwork, env.observation_space, env.action_space, config)
+        return apex.train("c51", config, q_net, optimizer, update, make_q_net, run_dir, **options)
     return offpolicy.train("c51", config, q_net, optimizer, update, run_dir, **options)
 
 

@@ -18,6 +18,7 @@ train_freq vector steps, the target network refreshed every target_update_every 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -37,6 +38,7 @@ from rlsuite.ops import q_targets
 from rlsuite.ops.nets import mlp
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.replay import ReplayBatch
+from rlsuite.scale import apex
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +200,9 @@ def train(config: DQNConfig, run_dir=None, **options: Any) -> Run:
     device = setup_torch(config)
     q_net = QNetwork(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
+    if config.backend == "ray":  # Ape-X: Ray actors collect, this process learns
+        make_q_net = functools.partial(QNetwork, env.observation_space, env.action_space, config)
+        return apex.train("dqn", config, q_net, optimizer, update, make_q_net, run_dir, **options)
     return offpolicy.train("dqn", config, q_net, optimizer, update, run_dir, **options)
 
 

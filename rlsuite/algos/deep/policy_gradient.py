@@ -28,6 +28,7 @@ discounted gradient is dropped, as everywhere in practice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -47,8 +48,8 @@ from rlsuite.ops import losses, returns
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
 from rlsuite.rollout import onpolicy
-from rlsuite.rollout.collect import collect_episodes, collect_rollout
-from rlsuite.rollout.step import EnvCursor
+from rlsuite.rollout.collect import collect_episodes
+from rlsuite.scale.ray import onpolicy_rollouts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,22 +180,29 @@ def make_train(name: str):
         device = setup_torch(config)
         agent = ActorCritic(env.observation_space, env.action_space, config, critic="q" if rung.critic == "q" else "v").to(device)
         optimizer = make_optimizer(agent, config, device)
-        envs = onpolicy.make_envs(config)
-        rollout = None if rung.episodes else onpolicy.allocate_rollout(config, agent, device)
+        check(not (rung.episodes and config.backend == "ray"),
+              f"{name} learns from whole episodes, which Ray workers do not collect yet; use --backend local, or a2c / actor_critic for Ray workers.")
+        if rung.episodes:
+            envs = onpolicy.make_envs(config)
+        else:
+            rollout = onpolicy.allocate_rollout(config, agent, device)
+            rollouts = onpolicy_rollouts(config, functools.partial(ActorCritic, env.observation_space, env.action_space, config, critic=agent.critic))
         with Loop(
             name, config, run_dir, budget=config.budget, schedule=config.schedule,
-            parts={"agent": agent, "optimizer": optimizer, "envs": envs},
+            parts={"agent": agent, "optimizer": optimizer, "envs": envs if rung.episodes else rollouts.checkpoint_part},
             evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
             export=lambda directory: checkpoint.save_network(agent, directory), **options,
         ) as loop:
             # Monte Carlo rungs start fresh episodes every update: only the first reset is seeded.
-            state = loop.start(lambda: None if rung.episodes else EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")))
+            if not rung.episodes:
+                rollouts.attach(loop)
+            state = loop.start(lambda: None if rung.episodes else rollouts.reset(derive_seed(config.seed, "train-envs")))
             while loop.running():
                 if rung.episodes:
                     batch, episodes = collect_episodes(envs, agent, derive_seed(config.seed, "train-envs") if loop.step == 0 else None)
                     steps = int(batch.valid.sum())
                 else:
-                    episodes, state = collect_rollout(envs, agent, rollout, state)
+                    episodes, state = rollouts.collect(agent, rollout, state)
                     batch, steps = rollout, config.num_envs * config.num_steps
                 metrics = update(agent, optimizer, batch, rung, config)
                 loop.record(steps, metrics, episodes=episodes, state=state)

@@ -10,6 +10,7 @@ bonus, target-KL early stop, observation/reward normalization and Box actions le
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -29,8 +30,8 @@ from rlsuite.ops import losses, returns
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
 from rlsuite.rollout import onpolicy
-from rlsuite.rollout.collect import collect_rollout
 from rlsuite.rollout.step import EnvCursor
+from rlsuite.scale.ray import onpolicy_rollouts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +184,8 @@ def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollou
 class PPOState:
     """What continues from one rollout to the next besides the networks and envs."""
 
-    cursor: EnvCursor
+    cursor: EnvCursor | None
+    """None when Ray workers hold the envs (rlsuite.scale.ray)."""
     kl_coef: float
     """beta of the adaptive KL penalty (objective 'kl')."""
 
@@ -196,20 +198,21 @@ def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
     agent = ActorCritic(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
     rollout = onpolicy.allocate_rollout(config, agent, device)
-    envs = onpolicy.make_envs(config)
+    rollouts = onpolicy_rollouts(config, functools.partial(ActorCritic, env.observation_space, env.action_space, config))
     with Loop(
         "ppo", config, run_dir, budget=config.budget, schedule=config.schedule,
-        parts={"agent": agent, "optimizer": optimizer, "envs": envs},
+        parts={"agent": agent, "optimizer": optimizer, "envs": rollouts.checkpoint_part},
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
         export=lambda directory: checkpoint.save_network(agent, directory), **options,
     ) as loop:
-        state = loop.start(lambda: PPOState(EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")), config.kl_coef))
+        rollouts.attach(loop)
+        state = loop.start(lambda: PPOState(rollouts.reset(derive_seed(config.seed, "train-envs")), config.kl_coef))
         while loop.running():
             remaining = 1.0 - loop.step / config.total_steps
             if config.anneal_lr:
                 optimizer.param_groups[0]["lr"] = remaining * config.learning_rate
             clip_coef = remaining * config.clip_coef if config.anneal_clip else config.clip_coef
-            episodes, cursor = collect_rollout(envs, agent, rollout, state.cursor)
+            episodes, cursor = rollouts.collect(agent, rollout, state.cursor)
             metrics = update(agent, optimizer, rollout, config, clip_coef, state.kl_coef)
             kl_coef = state.kl_coef
             if config.objective == "kl":

@@ -17,6 +17,7 @@ minibatches), as in Stable-Baselines3-contrib's TRPO, whose defaults these are.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,7 @@ from rlsuite.ops.natural_gradient import conjugate_gradient, line_search
 from rlsuite.ops.policies import ActorCritic
 from rlsuite.rollout.buffers import Rollout
 from rlsuite.rollout import onpolicy
-from rlsuite.rollout.collect import collect_rollout
-from rlsuite.rollout.step import EnvCursor
+from rlsuite.scale.ray import onpolicy_rollouts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,16 +181,17 @@ def train(config: TRPOConfig, run_dir=None, **options: Any) -> Run:
     # alone get gradients, so Adam's moments and steps for the policy's entries stay 0.
     value_optimizer = torch.optim.Adam(agent.nets.parameters(), lr=config.value_learning_rate)
     rollout = onpolicy.allocate_rollout(config, agent, device)
-    envs = onpolicy.make_envs(config)
+    rollouts = onpolicy_rollouts(config, functools.partial(ActorCritic, env.observation_space, env.action_space, config))
     with Loop(
         "trpo", config, run_dir, budget=config.budget, schedule=config.schedule,
-        parts={"agent": agent, "value_optimizer": value_optimizer, "envs": envs},
+        parts={"agent": agent, "value_optimizer": value_optimizer, "envs": rollouts.checkpoint_part},
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
         export=lambda directory: checkpoint.save_network(agent, directory), **options,
     ) as loop:
-        cursor = loop.start(lambda: EnvCursor.reset(envs, derive_seed(config.seed, "train-envs")))
+        rollouts.attach(loop)
+        cursor = loop.start(lambda: rollouts.reset(derive_seed(config.seed, "train-envs")))
         while loop.running():
-            episodes, cursor = collect_rollout(envs, agent, rollout, cursor)
+            episodes, cursor = rollouts.collect(agent, rollout, cursor)
             metrics = update(agent, value_optimizer, rollout, config)
             loop.record(config.num_envs * config.num_steps, metrics, episodes=episodes, state=cursor)
         return loop.finish()

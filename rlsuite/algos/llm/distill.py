@@ -89,7 +89,8 @@ def distill_loss(config: DistillConfig, student, teacher, batch: sequences.Seque
 
 def train(config: DistillConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config)
-    student, tokenizer = run.model, run.tokenizer
+    student, tokenizer, dp = run.model, run.tokenizer, run.dp
+    dp.per_process("batch-size", config.batch_size, "prompts")
     teacher, teacher_tokenizer = models.load_model(config.teacher, seed=config.seed)
     if config.loss == "forward_kl":
         scalar.check_same_tokenizer(tokenizer, teacher_tokenizer, "teacher")
@@ -102,24 +103,30 @@ def train(config: DistillConfig, run_dir=None, **options) -> Run:
     with Loop("distill", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": student, "optimizer": optimizer, "scheduler": scheduler}, evaluate=held_out,
               export=lambda directory: models.save(student, tokenizer, directory),
-              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **options) as loop:
+              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: DistillState(PromptOrder()))
+        trained, step_optimizer = dp.prepare(student, optimizer=optimizer)
         student.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(run.train_prompts), config.seed)
+            indices = dp.shard(indices)
+            dp.reseed(config.seed, loop.step)
             out = sampler.generate([teacher_prompts[i] for i in indices], max_new_tokens=config.max_completion_length,
                                    temperature=config.teacher_temperature)
             texts = runtime.completions_text(teacher_tokenizer, out.ids, out.mask)
             completions = ([ids[m.bool()].tolist() for ids, m in zip(out.ids.cpu(), out.mask.cpu())] if config.loss == "forward_kl"
                            else [sequences.encode_completion(tokenizer, t, config.max_completion_length) for t in texts])
             batch = sequences.collate([run.train_prompts[i] for i in indices], completions, tokenizer.pad_token_id, run.device)
-            loss = distill_loss(config, student, teacher, batch)
-            grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
+            # A mean over tokens, whose count differs between processes: weighted to the global batch's mean.
+            loss = dp.global_mean(distill_loss(config, trained, teacher, batch), batch.completion_mask.sum())
+            grad_norm = runtime.optimizer_step(step_optimizer, loss, config.max_grad_norm)
             scheduler.step()
             state = DistillState(order)
-            loop.record(1, {"loss": loss.item(), "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0]}, state=state)
-        return loop.finish()
+            loop.record(1, dp.mean_metrics({"loss": loss.item(), "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0]}),
+                        state=state)
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

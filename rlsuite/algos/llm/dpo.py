@@ -23,7 +23,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import models, runtime, sequences
+from rlsuite.lm import models, parallel, runtime, sequences
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.runtime import PromptOrder
 from rlsuite.ops import losses
@@ -122,13 +122,15 @@ class ReferenceLogprobs:
         return torch.tensor(chosen + rejected, device=self.device)
 
 
-def dpo_step(config: DPOConfig, model, optimizer, batch: sequences.SequenceBatch, ref_logp: torch.Tensor) -> dict[str, float]:
+def dpo_step(config: DPOConfig, model, optimizer, batch: sequences.SequenceBatch, ref_logp: torch.Tensor,
+             dp=parallel.SINGLE) -> dict[str, float]:
     token_logp = sequences.pair_logprobs(model, batch)
     logp = sequences.reduce_logprobs(token_logp, batch.completion_mask, average=LOSSES[config.loss_type].average_tokens)
     loss, metrics = dpo_loss(config, logp, ref_logp)
     half = logp.shape[0] // 2
     if config.rpo_alpha > 0:
-        nll = -masked_mean(token_logp[:half], batch.completion_mask[:half])
+        # a mean over tokens, whose count differs between processes (the DPO loss: over equal shares of pairs)
+        nll = dp.global_mean(-masked_mean(token_logp[:half], batch.completion_mask[:half]), batch.completion_mask[:half].sum())
         loss = loss + config.rpo_alpha * nll
         metrics["nll"] = nll.item()
     grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
@@ -153,8 +155,9 @@ def preference_accuracy(config: DPOConfig, model, reference: ReferenceLogprobs, 
 
 def train(config: DPOConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, preferences="paired")
-    model, tokenizer = run.model, run.tokenizer
+    model, tokenizer, dp = run.model, run.tokenizer, run.dp
     pad = tokenizer.pad_token_id
+    dp.per_process("batch-size", config.batch_size, "pairs")
     # Built before the Loop restores a checkpoint, so it holds the starting weights.
     reference = None if config.reference_free else models.frozen_reference(model)
     train_ref = ReferenceLogprobs(config, reference, sequences.encode_pairs(tokenizer, run.task.train, config), pad, run.device)
@@ -169,17 +172,20 @@ def train(config: DPOConfig, run_dir=None, **options) -> Run:
     with Loop("dpo", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
               export=lambda directory: models.save(model, tokenizer, directory),
-              figures={"curve.png": Figure(), "rewards.png": Figure(("rewards/margin",))}, **options) as loop:
+              figures={"curve.png": Figure(), "rewards.png": Figure(("rewards/margin",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: DPOState(PromptOrder()))
+        trained, step_optimizer = dp.prepare(model, optimizer=optimizer)
         model.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(train_ref.pairs), config.seed)
+            indices = dp.shard(indices)
             batch = sequences.collate_pairs([train_ref.pairs[i] for i in indices], pad, run.device)
-            metrics = dpo_step(config, model, optimizer, batch, train_ref(indices))
+            metrics = dpo_step(config, trained, step_optimizer, batch, train_ref(indices), dp)
             state = DPOState(order)
-            loop.record(1, metrics, state=state)
-        return loop.finish()
+            loop.record(1, dp.mean_metrics(metrics), state=state)
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

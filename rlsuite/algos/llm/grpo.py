@@ -26,7 +26,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import models, runtime, scalar
+from rlsuite.lm import models, parallel, runtime, scalar
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.generation import make_generator, pad_left, stop_token_ids
 from rlsuite.lm.runtime import LMRun, PromptOrder
@@ -146,12 +146,14 @@ def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: 
     """Draw prompts, sample G completions each and score them; with dynamic_sampling=resample,
     draw more prompts until the batch holds batch_size / G groups whose rewards do not all tie."""
     G, wanted = config.num_generations, config.batch_size // config.num_generations
+    local = len(run.dp.shard(range(wanted)))  # this process's groups: whole groups, so their advantages stay local
     weights = dict(zip(config.rewards, config.reward_weights))
     kept: list[Group] = []
     tied_share = []
     rounds = 0
     while True:
         indices, order = order.take(wanted, len(run.train_prompts), config.seed)
+        indices = run.dp.shard(indices)
         rows = [run.task.train[i] for i in indices]
         prompts = [run.train_prompts[i] for i in indices]
         out = generator.generate(prompts, num_generations=G, max_new_tokens=config.max_completion_length,
@@ -169,12 +171,12 @@ def sample_groups(config: GRPOConfig, run: LMRun, generator, reward_fns, order: 
             kept.append(Group(prompts[g], out.ids[group], out.mask[group], totals[g], bool(tied[g]),
                               {k: v[group] for k, v in per_function.items()}, texts[group]))
         informative = sum(not k.tied for k in kept)
-        if config.dynamic_sampling != "resample" or informative >= wanted or rounds >= config.max_resample_rounds:
+        if config.dynamic_sampling != "resample" or run.dp.sum(informative) >= wanted or rounds >= config.max_resample_rounds:
             break
         rounds += 1
     if config.dynamic_sampling == "resample":
         # The informative groups first; tied ones only fill a batch the rounds could not.
-        kept = sorted(kept, key=lambda k: k.tied)[:wanted]
+        kept = sorted(kept, key=lambda k: k.tied)[:local]
     return kept, order, {"frac_reward_zero_std": float(np.mean(tied_share)), "resample_rounds": float(rounds)}
 
 
@@ -185,7 +187,8 @@ def build_batch(config: GRPOConfig, run: LMRun, groups: list[Group], policy, ref
         groups = informative or groups[:1]  # all tied: one group, whose zero advantages make a no-op step
     G, pad = config.num_generations, run.tokenizer.pad_token_id
     totals = torch.tensor(np.concatenate([g.totals for g in groups]), dtype=torch.float32)
-    advantages, group_std = group_advantages(totals, G, config.scale_rewards)
+    # The batch std spans every process's completions (each group's mean and std are its own process's).
+    advantages, group_std = run.dp.over_all_rows(lambda r: group_advantages(r, G, config.scale_rewards), totals)
     prompt_ids, prompt_mask = pad_left([g.prompt for g in groups], pad)
     width = max(g.ids.shape[1] for g in groups)
     completion = torch.full((len(totals), width), pad, dtype=torch.long)
@@ -230,7 +233,7 @@ def _logprobs(config: GRPOConfig, model, batch: GenerationBatch, rows: slice) ->
     return lm.token_logprobs(model, input_ids, attention_mask, prompt_ids.shape[1], temperature=config.temperature)
 
 
-def grpo_step(config: GRPOConfig, model, optimizer, batch: GenerationBatch, rows: slice) -> dict[str, float]:
+def grpo_step(config: GRPOConfig, model, optimizer, batch: GenerationBatch, rows: slice, dp=parallel.SINGLE) -> dict[str, float]:
     """One optimizer step on the completions `rows` of a generation batch."""
     mask = batch.completion_mask[rows]
     logp = _logprobs(config, model, batch, rows)
@@ -240,15 +243,16 @@ def grpo_step(config: GRPOConfig, model, optimizer, batch: GenerationBatch, rows
     loss, info = losses.grpo(logp, old, batch.advantages[rows], mask, epsilon=config.epsilon, epsilon_high=epsilon_high,
                              aggregate=LOSS_AGGREGATIONS[config.loss_type], max_length=config.max_completion_length,
                              ref_logp=ref, beta=config.beta)
+    loss = dp.global_mean(loss, mask.sum() if config.loss_type == "dapo" else mask.shape[0])  # a mean over tokens or completions
     grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
     return {"loss": loss.item(), "grad_norm": grad_norm, **{k: float(v) for k, v in info.items()}}
 
 
 def train(config: GRPOConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config)
-    model, tokenizer = run.model, run.tokenizer
-    # Built before the Loop restores a checkpoint, so it holds the starting weights.
-    reference = models.frozen_reference(model) if config.beta != 0 else None
+    model, tokenizer, dp = run.model, run.tokenizer, run.dp
+    dp.per_process("batch-size", config.batch_size, "completions", np.lcm(config.num_generations, config.minibatches), " in whole groups")
+    reference = models.frozen_reference(model) if config.beta != 0 else None  # built before a restore: the starting weights
     reward_fns = reward_functions(config, run)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0)
     generator = make_generator(config.generator, model, tokenizer, run.device, seed=config.seed)
@@ -256,30 +260,32 @@ def train(config: GRPOConfig, run_dir=None, **options) -> Run:
     with Loop("grpo", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
               export=lambda directory: models.save(model, tokenizer, directory),
-              figures={"curve.png": Figure(), "rewards.png": Figure(("reward",))}, **options) as loop:
+              figures={"curve.png": Figure(), "rewards.png": Figure(("reward",))}, **dp.loop_options(options)) as loop:
         evaluate.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: GRPOState(PromptOrder()))
+        trained, step_optimizer = dp.prepare(model, optimizer=optimizer)
         generator.sync(model)  # a restored checkpoint changed the weights
         model.train()
         while loop.running():
             started = time.perf_counter()
+            dp.reseed(config.seed, loop.step)
             groups, order, sampling = sample_groups(config, run, generator, reward_fns, state.order)
             generated = time.perf_counter()
             batch, metrics = build_batch(config, run, groups, model, reference)
-            metrics.update(sampling)
-            metrics["timing/generation_seconds"] = generated - started
+            metrics.update(sampling, **{"timing/generation_seconds": generated - started})
             state = GRPOState(order, state.generation_batches + 1)
-            size = batch.completion_ids.shape[0]
-            step_rows = size // config.minibatches if size % config.minibatches == 0 else size
+            size = batch.completion_ids.shape[0]  # per process; the same on all unless dynamic_sampling drops groups
+            step_rows = size // config.minibatches if not dp.any(size % config.minibatches) else size
             for _ in range(config.num_iterations):
                 for start in range(0, size, step_rows):
-                    metrics.update(grpo_step(config, model, optimizer, batch, slice(start, start + step_rows)))
-                    loop.record(1, metrics, state=state)
+                    metrics.update(grpo_step(config, trained, step_optimizer, batch, slice(start, start + step_rows), dp))
+                    loop.record(1, dp.mean_metrics(metrics), state=state)
                     metrics = {}
                     if loop.step >= loop.budget.total:
                         break
             generator.sync(model)
-        return loop.finish()
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

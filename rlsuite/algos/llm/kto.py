@@ -23,7 +23,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import DataError, check
-from rlsuite.lm import models, runtime, sequences
+from rlsuite.lm import models, parallel, runtime, sequences
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.runtime import PromptOrder
 from rlsuite.ops import losses
@@ -68,12 +68,16 @@ def batch_of(rows, pad: int, device) -> sequences.SequenceBatch:
     return sequences.collate([p for p, _ in rows], [c for _, c in rows], pad, device)
 
 
-def kto_step(config: KTOConfig, model, reference, optimizer, rows, labels: torch.Tensor, pad: int, device) -> dict[str, float]:
-    batch = batch_of(rows, pad, device)
+def kto_step(config: KTOConfig, model, reference, optimizer, rows, labels: torch.Tensor, pad: int, device,
+             dp=parallel.SINGLE) -> dict[str, float]:
+    """One step on the global batch `rows`, of which this process takes its share `dp.shard`: the
+    KL pairs each prompt with the next row's completion across the whole batch, averaged over all."""
+    batch = batch_of(dp.shard(rows), pad, device)
+    labels = dp.shard(labels)
     logp = sequences.sequence_logprobs(model, batch)
     with torch.no_grad():
-        shifted = batch_of(mismatched(rows), pad, device)
-        kl = (sequences.sequence_logprobs(model, shifted) - sequences.sequence_logprobs(reference, shifted)).mean().clamp(min=0)
+        shifted = batch_of(dp.shard(mismatched(rows)), pad, device)
+        kl = dp.mean(sequences.sequence_logprobs(model, shifted) - sequences.sequence_logprobs(reference, shifted)).clamp(min=0)
         ref_logp = sequences.sequence_logprobs(reference, batch)
     ratios = logp - ref_logp
     loss, info = losses.kto(ratios[labels], ratios[~labels], kl, config.beta, config.desirable_weight, config.undesirable_weight)
@@ -102,7 +106,8 @@ def implicit_reward_gap(config: KTOConfig, model, reference, rows, labels: torch
 
 def train(config: KTOConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, preferences="unpaired")
-    model, tokenizer, pad = run.model, run.tokenizer, run.tokenizer.pad_token_id
+    model, tokenizer, pad, dp = run.model, run.tokenizer, run.tokenizer.pad_token_id, run.dp
+    dp.per_process("batch-size", config.batch_size, "completions")
     if len(run.task.train) < 2:
         raise DataError(f"{config.task} has {len(run.task.train)} training row(s); KTO needs at least 2.")
     reference = models.frozen_reference(model)  # built before the Loop restores a checkpoint: the starting weights
@@ -120,17 +125,19 @@ def train(config: KTOConfig, run_dir=None, **options) -> Run:
     with Loop("kto", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
               export=lambda directory: models.save(model, tokenizer, directory),
-              figures={"curve.png": Figure(), "kl.png": Figure(("kl",))}, **options) as loop:
+              figures={"curve.png": Figure(), "kl.png": Figure(("kl",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: KTOState(PromptOrder()))
+        trained, step_optimizer = dp.prepare(model, optimizer=optimizer)
         model.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(train_rows), config.seed)
-            metrics = kto_step(config, model, reference, optimizer, [train_rows[i] for i in indices], train_labels[indices].to(run.device),
-                               pad, run.device)
+            metrics = kto_step(config, trained, reference, step_optimizer, [train_rows[i] for i in indices],
+                               train_labels[indices].to(run.device), pad, run.device, dp)
             state = KTOState(order)
-            loop.record(1, metrics, state=state)
-        return loop.finish()
+            loop.record(1, dp.mean_metrics(metrics), state=state)
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

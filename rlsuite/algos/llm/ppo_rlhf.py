@@ -25,7 +25,7 @@ from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
-from rlsuite.lm import models, runtime, scalar, sequences
+from rlsuite.lm import models, parallel, runtime, scalar, sequences
 from rlsuite.lm.config import LMConfig
 from rlsuite.lm.generation import make_generator, stop_token_ids
 from rlsuite.lm.runtime import LMRun, PromptOrder
@@ -109,6 +109,7 @@ def scores_of(config: PPORLHFConfig, run: LMRun, reward_model, reward_fns, batch
 
 def make_rollout(config, run, policy, reference, value_model, reward_model, reward_fns, generator, order):
     indices, order = order.take(config.batch_size, len(run.train_prompts), config.seed)
+    indices = run.dp.shard(indices)
     rows, prompts = [run.task.train[i] for i in indices], [run.train_prompts[i] for i in indices]
     out = generator.generate(prompts, num_generations=1, max_new_tokens=config.max_completion_length, temperature=config.temperature)
     pad = run.tokenizer.pad_token_id
@@ -123,10 +124,11 @@ def make_rollout(config, run, policy, reference, value_model, reward_model, rewa
     ended = ends_with_stop(batch.completion_ids, mask, stop_token_ids(policy, run.tokenizer))
     scores = scores - config.missing_eos_penalty * (~ended).float()
     token_rewards, kl = rlhf_token_rewards(scores, logp, ref_logp, mask, config.kl_coef, config.kl_estimator)
+    # Whitening statistics span the whole rollout, every process's rows.
     if config.whiten_rewards:
-        token_rewards = masked_whiten(token_rewards, mask, shift_mean=False) * mask
+        token_rewards = run.dp.over_all_rows(lambda r, m: masked_whiten(r, m, shift_mean=False) * m, token_rewards, mask)
     advantages, returns = token_gae(token_rewards, values, mask, config.gamma, config.lam)
-    advantages = masked_whiten(advantages, mask) * mask
+    advantages = run.dp.over_all_rows(lambda a, m: masked_whiten(a, m) * m, advantages, mask)
     kl_sum = (kl * mask).sum(1)
     metrics = {"score": scores.mean().item(), "kl": kl_sum.mean().item(), "non_score_reward": (-config.kl_coef * kl_sum).mean().item(),
                "rlhf_reward": (scores - config.kl_coef * kl_sum).mean().item(), "completions/mean_length": mask.sum(1).float().mean().item(),
@@ -134,8 +136,9 @@ def make_rollout(config, run, policy, reference, value_model, reward_model, rewa
     return Rollout(batch, logp, values, advantages, returns), order, metrics
 
 
-def ppo_step(config, policy, value_model, optimizer, rollout: Rollout, rows: torch.Tensor) -> dict[str, float]:
-    """One optimizer step of the clipped policy loss and the clipped value loss on rollout rows `rows`."""
+def ppo_step(config, policy, value_model, optimizer, rollout: Rollout, rows: torch.Tensor, dp=parallel.SINGLE) -> dict[str, float]:
+    """One optimizer step of the clipped policy loss and the clipped value loss on rollout rows `rows`
+    (both means over real tokens, whose count differs between processes: dp.global_mean)."""
     b = rollout.batch
     mini = sequences.SequenceBatch(b.input_ids[rows], b.attention_mask[rows], b.completion_start, b.completion_mask[rows])
     real = mini.completion_mask.bool()
@@ -143,7 +146,8 @@ def ppo_step(config, policy, value_model, optimizer, rollout: Rollout, rows: tor
     values = completion_values(value_model, mini)
     policy_loss, info = losses.ppo_clip(logp[real], rollout.logp[rows][real], rollout.advantages[rows][real], config.cliprange)
     value_loss = losses.value_loss(values[real], rollout.returns[rows][real], rollout.values[rows][real], config.cliprange_value)
-    grad_norm = runtime.optimizer_step(optimizer, policy_loss + config.vf_coef * value_loss, config.max_grad_norm)
+    loss = dp.global_mean(policy_loss + config.vf_coef * value_loss, real.sum())
+    grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
     with torch.no_grad():
         value_error = masked_mean((values - rollout.returns[rows]) ** 2, mini.completion_mask)
     return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "value_error": value_error.item(),
@@ -167,7 +171,9 @@ def value_model_for(config: PPORLHFConfig, run: LMRun):
 
 def train(config: PPORLHFConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, needs=("prompt",))
-    policy, tokenizer = run.model, run.tokenizer
+    policy, tokenizer, dp = run.model, run.tokenizer, run.dp
+    local = dp.per_process("batch-size", config.batch_size, "prompts", config.minibatches, " split into --minibatches")
+    dp.check_models(2, "ppo_rlhf trains the policy and the value model with one optimizer")
     reference = models.frozen_reference(policy)  # built before the Loop restores a checkpoint: the starting weights
     reward_model = reward_model_for(config, run)
     value_model = value_model_for(config, run)
@@ -181,28 +187,31 @@ def train(config: PPORLHFConfig, run_dir=None, **options) -> Run:
               parts={"model": policy, "value_model": value_model, "optimizer": optimizer},
               evaluate=held_out if "solution" in run.task.reward_columns else None,
               export=lambda directory: models.save(policy, tokenizer, directory),
-              figures={"curve.png": Figure(("score",)), "kl.png": Figure(("kl",))}, **options) as loop:
+              figures={"curve.png": Figure(("score",)), "kl.png": Figure(("kl",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: PPORLHFState(PromptOrder()))
+        trained, value_scores, step_optimizer = dp.prepare(policy, scalar.TokenScores(value_model), optimizer=optimizer)
         generator.sync(policy)
         policy.train(), value_model.train()
         while loop.running():
+            dp.reseed(config.seed, loop.step)
             rollout, order, metrics = make_rollout(config, run, policy, reference, value_model, reward_model, reward_fns, generator, state.order)
             state = PPORLHFState(order, state.rollouts + 1)
-            size = config.batch_size // config.minibatches
+            size = local // config.minibatches  # minibatches of this process's rollout rows
             generator_rng = torch.Generator().manual_seed(config.seed + state.rollouts)
             for _ in range(config.ppo_epochs):
-                permutation = torch.randperm(config.batch_size, generator=generator_rng).to(run.device)
-                for start in range(0, config.batch_size, size):
-                    metrics.update(ppo_step(config, policy, value_model, optimizer, rollout, permutation[start:start + size]))
-                    loop.record(1, metrics, state=state)
+                permutation = torch.randperm(local, generator=generator_rng).to(run.device)
+                for start in range(0, local, size):
+                    metrics.update(ppo_step(config, trained, value_scores, step_optimizer, rollout, permutation[start:start + size], dp))
+                    loop.record(1, dp.mean_metrics(metrics), state=state)
                     metrics = {}
                     if loop.step >= loop.budget.total:
                         break
                 if loop.step >= loop.budget.total:
                     break
             generator.sync(policy)
-        return loop.finish()
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

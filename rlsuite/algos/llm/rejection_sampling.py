@@ -90,38 +90,52 @@ def write_dataset(rows: tuple[dict, ...], directory: Path) -> None:
 
 def train(config: RejectionSamplingConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, needs=("prompt",))
+    dp = run.dp
     generator = make_generator(config.generator, run.model, run.tokenizer, run.device, seed=config.seed)
     scorers = {n: scalar.reward_function(n, device=run.device) for n in config.rewards}
     weights = dict(zip(config.rewards, config.reward_weights))
     state_box = [RejectionSamplingState(PromptOrder())]
     with Loop("rejection_sampling", config, run_dir, budget=config.budget, schedule=config.schedule,
               export=lambda directory: write_dataset(state_box[0].accepted, directory),
-              figures={"curve.png": Figure(("acceptance_rate",))}, **options) as loop:
+              figures={"curve.png": Figure(("acceptance_rate",))}, **dp.loop_options(options)) as loop:
+        dp.attach(loop)
         state = state_box[0] = loop.start(lambda: state_box[0])
         run.model.eval()
         while loop.running():
             n = min(config.batch_size, loop.budget.total - loop.step)
             indices, order = state.order.take(n, len(run.train_prompts), config.seed)
-            rows = [run.task.train[i] for i in indices]
-            out = generator.generate([run.train_prompts[i] for i in indices], num_generations=config.num_samples,
-                                     max_new_tokens=config.max_completion_length, temperature=config.temperature, top_p=config.top_p)
-            texts = runtime.completions_text(run.tokenizer, out.ids, out.mask)
-            cols = runtime.columns(rows, run.task.reward_columns, config.num_samples)
-            cols["prompts"] = [row["prompt"] for row in rows for _ in range(config.num_samples)]
-            totals, _ = rewards.score(scorers, weights, runtime.as_conversation(texts), **cols)
-            totals = np.asarray(totals, dtype=np.float64).reshape(len(rows), config.num_samples)
-            accepted, prompts_accepted = [], 0
-            for r, row in enumerate(rows):
-                group = texts[r * config.num_samples:(r + 1) * config.num_samples]
-                chosen = select(group, totals[r], config.min_score, config.keep_per_prompt)
-                prompts_accepted += bool(chosen)
-                kept = {k: v for k, v in row.items() if k != "completion" and _jsonable(v)}
-                accepted.extend({**kept, "completion": group[i], "score": float(totals[r, i])} for i in chosen)
-            state = state_box[0] = RejectionSamplingState(order, state.accepted + tuple(accepted))
-            loop.record(len(rows), {"acceptance_rate": prompts_accepted / len(rows),
-                                    "mean_score": float(totals.mean()), "best_score": float(totals.max(1).mean()),
-                                    "accepted_rows": float(len(state.accepted))}, state=state)
-        return loop.finish()
+            dp.reseed(config.seed, loop.step)
+            totals, accepted, prompts_accepted = sample_and_select(config, run, generator, scorers, weights, dp.shard(indices))
+            # Every process gathers every process's rows, in prompt order: the same state (and dataset) everywhere.
+            totals = np.concatenate(dp.all_gather(totals))
+            accepted = tuple(row for part in dp.all_gather(accepted) for row in part)
+            state = state_box[0] = RejectionSamplingState(order, state.accepted + accepted)
+            loop.record(n, {"acceptance_rate": dp.sum(prompts_accepted) / n, "mean_score": float(totals.mean()),
+                            "best_score": float(totals.max(1).mean()), "accepted_rows": float(len(state.accepted))}, state=state)
+        return dp.finish(loop)
+
+
+def sample_and_select(config: RejectionSamplingConfig, run, generator, scorers, weights, indices: list[int]):
+    """Sample num_samples completions for each prompt `indices`, score them, keep the best:
+    (scores [prompts, n], the accepted rows, how many prompts had one)."""
+    rows = [run.task.train[i] for i in indices]
+    if not rows:  # a process left without prompts by the last, short batch
+        return np.zeros((0, config.num_samples)), [], 0
+    out = generator.generate([run.train_prompts[i] for i in indices], num_generations=config.num_samples,
+                             max_new_tokens=config.max_completion_length, temperature=config.temperature, top_p=config.top_p)
+    texts = runtime.completions_text(run.tokenizer, out.ids, out.mask)
+    cols = runtime.columns(rows, run.task.reward_columns, config.num_samples)
+    cols["prompts"] = [row["prompt"] for row in rows for _ in range(config.num_samples)]
+    totals, _ = rewards.score(scorers, weights, runtime.as_conversation(texts), **cols)
+    totals = np.asarray(totals, dtype=np.float64).reshape(len(rows), config.num_samples)
+    accepted, prompts_accepted = [], 0
+    for r, row in enumerate(rows):
+        group = texts[r * config.num_samples:(r + 1) * config.num_samples]
+        chosen = select(group, totals[r], config.min_score, config.keep_per_prompt)
+        prompts_accepted += bool(chosen)
+        kept = {k: v for k, v in row.items() if k != "completion" and _jsonable(v)}
+        accepted.extend({**kept, "completion": group[i], "score": float(totals[r, i])} for i in chosen)
+    return totals, accepted, prompts_accepted
 
 
 def _jsonable(value) -> bool:

@@ -19,7 +19,6 @@ import torch
 
 from rlsuite.core.loop import Figure, Loop
 from rlsuite.core.run import Run
-from rlsuite.core.seeding import setup_torch
 from rlsuite.core.spec import ActsOn, AlgorithmSpec
 from rlsuite.errors import check
 from rlsuite.lm import models, runtime, scalar, sequences
@@ -53,7 +52,8 @@ class RewardModelState(NamedTuple):
 
 
 def pair_rewards(model, batch: sequences.SequenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """r(x, y_w) and r(x, y_l) of a collate_pairs batch: the head at each row's last real token."""
+    """r(x, y_w) and r(x, y_l) of a collate_pairs batch: the head at each row's last real token
+    (`model`: a scalar model, or its scalar.TokenScores prepared for data-parallel training)."""
     scores = scalar.sequence_scores(model, batch.input_ids, batch.attention_mask)
     half = scores.shape[0] // 2
     return scores[:half], scores[half:]
@@ -78,7 +78,7 @@ def pairwise_accuracy(model, pairs, pad: int, device, batch_size: int = 64) -> d
 
 
 def setup(config: RewardModelConfig) -> runtime.LMRun:
-    device = setup_torch(config)
+    device = runtime.setup_device(config)
     model, tokenizer = scalar.from_causal_lm(config.model, seed=config.seed)
     model = model.to(device=device, dtype=runtime.resolve_dtype(config, device))
     return runtime.prepare(config, model, tokenizer, device, preferences="paired")
@@ -86,7 +86,8 @@ def setup(config: RewardModelConfig) -> runtime.LMRun:
 
 def train(config: RewardModelConfig, run_dir=None, **options) -> Run:
     run = setup(config)
-    model, tokenizer, pad = run.model, run.tokenizer, run.tokenizer.pad_token_id
+    model, tokenizer, pad, dp = run.model, run.tokenizer, run.tokenizer.pad_token_id, run.dp
+    dp.per_process("batch-size", config.batch_size, "pairs")
     train_pairs = sequences.encode_pairs(tokenizer, run.task.train, config)
     test_pairs = sequences.encode_pairs(tokenizer, run.task.test[:config.eval_size], config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -98,19 +99,22 @@ def train(config: RewardModelConfig, run_dir=None, **options) -> Run:
     with Loop("reward_model", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": model, "optimizer": optimizer},
               evaluate=lambda step: pairwise_accuracy(model, test_pairs, pad, run.device), export=export,
-              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **options) as loop:
+              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
+        dp.attach(loop)
         state = loop.start(lambda: RewardModelState(PromptOrder()))
+        scorer, step_optimizer = dp.prepare(scalar.TokenScores(model), optimizer=optimizer)
         model.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(train_pairs), config.seed)
-            chosen, rejected = pair_rewards(model, sequences.collate_pairs([train_pairs[i] for i in indices], pad, run.device))
+            indices = dp.shard(indices)  # a mean over pairs, an equal share on each process: averaging gradients is exact
+            chosen, rejected = pair_rewards(scorer, sequences.collate_pairs([train_pairs[i] for i in indices], pad, run.device))
             loss, info = losses.bradley_terry(chosen, rejected, margin=margins_of(run.task.train, indices, run.device),
                                               center_coefficient=config.center_coefficient)
-            grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
+            grad_norm = runtime.optimizer_step(step_optimizer, loss, config.max_grad_norm)
             state = RewardModelState(order)
-            loop.record(1, {"loss": loss.item(), "grad_norm": grad_norm, "train_accuracy": float(info["accuracy"]),
-                            "train_margin": float(info["margin"])}, state=state)
-        return loop.finish()
+            loop.record(1, dp.mean_metrics({"loss": loss.item(), "grad_norm": grad_norm, "train_accuracy": float(info["accuracy"]),
+                                            "train_margin": float(info["margin"])}), state=state)
+        return dp.finish(loop)
 
 
 def load(config: RewardModelConfig, model_dir) -> scalar.RewardModelFunction:

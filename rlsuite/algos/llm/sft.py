@@ -156,7 +156,8 @@ class SFTState(NamedTuple):
 
 def train(config: SFTConfig, run_dir=None, **options) -> Run:
     run = runtime.setup(config, needs=("prompt",))
-    model, tokenizer = run.model, run.tokenizer
+    model, tokenizer, dp = run.model, run.tokenizer, run.dp
+    dp.per_process("batch-size", config.batch_size, "examples")
     rows = [as_demonstration(r) for r in run.task.train]
     examples = encode_examples(tokenizer, rows, config)
     held_out = runtime.HeldOutEvaluation(run, model)
@@ -176,22 +177,25 @@ def train(config: SFTConfig, run_dir=None, **options) -> Run:
     with Loop("sft", config, run_dir, budget=config.budget, schedule=config.schedule,
               parts={"model": model, "optimizer": optimizer, "scheduler": scheduler}, evaluate=evaluate,
               export=lambda directory: models.save(model, tokenizer, directory),
-              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **options) as loop:
+              figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
+        dp.attach(loop)
         state = loop.start(lambda: SFTState(PromptOrder()))
+        trained, step_optimizer = dp.prepare(model, optimizer=optimizer)
         model.train()
         width = config.max_prompt_length + config.max_completion_length
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(examples), config.seed)
-            chosen = [examples[i] for i in indices]
+            chosen = [examples[i] for i in dp.shard(indices)]  # every process draws the global batch and takes its share
             batch = pack(chosen, width, tokenizer.pad_token_id, run.device) if config.packing else collate(chosen, tokenizer.pad_token_id, run.device)
-            loss = sft_loss(model, batch)
-            grad_norm = runtime.optimizer_step(optimizer, loss, config.max_grad_norm)
+            # A mean over tokens, whose count differs between processes: weighted to the global batch's mean.
+            loss = dp.global_mean(sft_loss(trained, batch), batch["loss_mask"][:, 1:].sum())
+            grad_norm = runtime.optimizer_step(step_optimizer, loss, config.max_grad_norm)
             scheduler.step()
             state = SFTState(order)
-            loop.record(1, {"loss": loss.item(), "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
-                            "tokens": float(batch["loss_mask"].sum())}, state=state)
-        return loop.finish()
+            loop.record(1, dp.mean_metrics({"loss": loss.item(), "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
+                                            "tokens": dp.sum(float(batch["loss_mask"].sum()))}), state=state)
+        return dp.finish(loop)
 
 
 SPEC = AlgorithmSpec(

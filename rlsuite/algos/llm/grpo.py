@@ -279,11 +279,11 @@ def train(config: GRPOConfig, run_dir=None, **options) -> Run:
             step_rows = size // config.minibatches if not dp.any(size % config.minibatches) else size
             for _ in range(config.num_iterations):
                 for start in range(0, size, step_rows):
+                    if loop.step >= loop.budget.total:  # checked here, so the mu passes left stop too
+                        break
                     metrics.update(grpo_step(config, trained, step_optimizer, batch, slice(start, start + step_rows), dp))
                     loop.record(1, dp.mean_metrics(metrics), state=state)
                     metrics = {}
-                    if loop.step >= loop.budget.total:
-                        break
             generator.sync(model)
         return dp.finish(loop)
 

@@ -135,6 +135,13 @@ def test_resume_is_bit_exact_on_cpu(resumed_run_matches):
     resumed_run_matches("grpo", "arithmetic", ("loss",), **SMALL)
 
 
+def test_several_passes_over_a_batch_stop_at_the_budget(tmp_path):
+    """mu = 2 passes of one step each over a generation batch: a budget of 3 optimizer steps ends
+    at 3, not 4 (the second pass of the second batch used to run past it)."""
+    run = api.train("grpo", "arithmetic", run_dir=tmp_path / "run", total_steps=3, num_iterations=2, quiet=True, **SMALL)
+    assert run.step == 3
+
+
 def test_a_finished_run_loads_and_answers(tmp_path):
     run = api.train("grpo", "arithmetic", run_dir=tmp_path / "run", total_steps=1, quiet=True, **SMALL)
     policy = api.load(run.dir)

@@ -46,6 +46,13 @@ run trpo-cuda trpo --env Pendulum-v1 --total-steps 4096 --eval-every 2048 --devi
 run mappo-cuda mappo --env mpe2/simple_spread_v3 --total-steps 3200 --eval-every 1600 --eval-episodes 4 --device cuda
 run a2c-cuda a2c --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
 run reinforce-cuda reinforce --env CartPole-v1 --total-steps 4000 --eval-every 2000 --device cuda
+# Issue 11: a CUDA learner with CPU Ray workers (the weights go to the workers as CPU tensors), and Ape-X.
+run ppo-ray-cuda ppo --env CartPole-v1 --total-steps 8192 --eval-every 4096 --device cuda --backend ray --num-workers 2
+run dqn-apex-cuda dqn --env CartPole-v1 --total-steps 4096 --eval-every 2048 --device cuda --backend ray --num-workers 2 --num-envs 2
+# One GPU: accelerate's DDP code path with one process (two ranks cannot share a GPU under NCCL).
+echo "== sft-accelerate-1gpu"
+.venv/bin/accelerate launch --num_processes 1 --main_process_port 0 -m rlsuite.cli train sft --task arithmetic --total-steps 20 \
+    --eval-every 0 --device cuda --run-dir "$OUT/sft-accelerate-1gpu" --overwrite || echo "sft-accelerate-1gpu FAILED"
 if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then
     run grpo-vllm grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --generator vllm
 else

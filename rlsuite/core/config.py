@@ -179,9 +179,10 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
         if annotation is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) else int(value)
+            number = float(value) if isinstance(value, str) else value  # '1e5' from YAML or a flag
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError(value)  # never truncate '0.5' to 0
+            return int(number)
         if annotation is float:
             return float(value)
         if annotation is str:

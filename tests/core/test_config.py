@@ -33,6 +33,7 @@ def test_yaml_strings_are_coerced_to_field_types(tmp_path):
         ({"total_steps": 0}, "total_steps must be > 0"),
         ({"num_envs": "four"}, "num_envs must be of type int"),
         ({"num_envs": 2.5}, "num_envs must be of type int"),
+        ({"num_envs": "2.5"}, "num_envs must be of type int"),  # a flag or YAML string, never truncated to 2
         ({"objective": "trpo"}, "objective must be one of 'clip', 'kl'"),
         ({"device": "tpu"}, "device must be"),
     ],

@@ -98,7 +98,7 @@ class Echo:
         self.rollout = rollout
 
     def collect(self, weights):
-        return self.rollout, ([], [])
+        return self.rollout, ([], []), None
 
 
 def model_terms(env: str, workers: int, ray) -> dict:
@@ -112,8 +112,8 @@ def model_terms(env: str, workers: int, ray) -> dict:
     worker = RolloutWorker(config, make_agent, per_worker, 0)
     weights = agent.state_dict()
     t_collect = median_seconds(lambda: worker.collect(weights))
-    part, _ = worker.collect(weights)
-    rollout, _ = RolloutWorker(config, make_agent, config.num_envs, 1).collect(weights)  # a whole batch of real steps
+    part = worker.collect(weights)[0]
+    rollout = RolloutWorker(config, make_agent, config.num_envs, 1).collect(weights)[0]  # a whole batch of real steps
     t_update = median_seconds(lambda: ppo.update(agent, optimizer, rollout, config, config.clip_coef, config.kl_coef), repeats=5)
     echoes = [ray.remote(num_cpus=1)(Echo).remote(part) for _ in range(workers)]
 

@@ -40,9 +40,6 @@ class ActorCriticConfig(configs.WorkersConfig, configs.TorchConfig):
         super().__post_init__()
         check(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, f"hidden_sizes must be positive widths, got {self.hidden_sizes}.")
         configs.check_workers(self)
-        check(not (self.backend == "ray" and self.normalize_obs),
-              "normalize_obs is not supported with --backend ray yet: each worker would keep its own running statistics. "
-              "Train with --backend local, or without --normalize-obs.")
 
 
 def make_envs(config, num_envs: int | None = None) -> CheckpointableEnvs:

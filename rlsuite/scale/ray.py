@@ -14,7 +14,9 @@ with the same weights, so the batch the learner sees keeps its shape. After
 max_worker_restarts replacements the run stops with an error; its last checkpoint resumes it.
 
 Checkpoints hold each worker's envs, cursor and torch RNG (the "envs" part), so a resumed run
-continues every worker's episodes where they were.
+continues every worker's episodes where they were. With --normalize-obs a worker normalizes by
+the learner's statistics as of the round's weights plus what it has seen since; the learner
+merges every worker's observations into its own statistics after each round.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from rlsuite.core.loop import Episodes
@@ -52,10 +55,14 @@ class RolloutWorker:
         self.rollout = onpolicy.allocate_rollout(config, self.agent, torch.device("cpu"), num_envs)
         self.cursor = EnvCursor.reset(self.envs, seed)
 
-    def collect(self, weights: dict[str, torch.Tensor]) -> tuple[Rollout, Episodes]:
+    def collect(self, weights: dict[str, torch.Tensor]) -> tuple[Rollout, Episodes, np.ndarray | None]:
+        """The rollout slice, its finished episodes, and the raw observations the agent's
+        normalizer took in (None without --normalize-obs), for the learner's statistics."""
         self.agent.load_state_dict(weights)
-        episodes, self.cursor = collect_rollout(self.envs, self.agent, self.rollout, self.cursor)
-        return self.rollout, episodes
+        recording = _RecordingObservations(self.agent)
+        episodes, self.cursor = collect_rollout(self.envs, recording, self.rollout, self.cursor)
+        seen = np.stack(recording.seen) if self.agent.obs_norm is not None else None
+        return self.rollout, episodes, seen
 
     def get_state(self) -> bytes:
         return pickle.dumps({"envs": self.envs.state_dict(), "cursor": self.cursor, "torch_rng": torch.get_rng_state()})
@@ -71,6 +78,21 @@ class RolloutWorker:
 
     def close(self) -> None:
         self.envs.close()
+
+
+class _RecordingObservations:
+    """The agent as collect_rollout sees it, keeping the observations its normalizer takes in."""
+
+    def __init__(self, agent):
+        self.agent, self.seen = agent, []
+
+    def observe(self, obs: np.ndarray, update_stats: bool) -> torch.Tensor:
+        if update_stats:
+            self.seen.append(obs)
+        return self.agent.observe(obs, update_stats)
+
+    def __getattr__(self, name: str):
+        return getattr(self.agent, name)
 
 
 class WorkerGroup:
@@ -156,7 +178,7 @@ class RayRollouts:
         pending = [worker.collect.remote(weights) for worker in self.group.workers]
         episodes = Episodes([], [])
         for index, ref in enumerate(pending):
-            part, finished = self.group.get(index, ref, "collect", weights)
+            part, finished, seen = self.group.get(index, ref, "collect", weights)
             columns = slice(index * self.envs_per_worker, (index + 1) * self.envs_per_worker)
             for field in dataclasses.fields(Rollout):
                 target = getattr(rollout, field.name)
@@ -166,6 +188,11 @@ class RayRollouts:
                     target[:, columns] = getattr(part, field.name).to(target.device)
             episodes.returns.extend(finished.returns)
             episodes.lengths.extend(finished.lengths)
+            if seen is not None:
+                # Chan's merge of each worker's batch into the learner's statistics: the same
+                # result as one normalizer that saw every worker's observations, which the next
+                # round's weights carry back to all workers (as RLlib's MeanStdFilter syncs).
+                agent.obs_norm.update(torch.tensor(seen, device=agent.obs_norm.mean.device))  # a copy: Ray hands read-only arrays
         return episodes, None
 
     def close(self) -> None:

@@ -65,7 +65,7 @@ def test_the_learner_batch_is_each_workers_slice_in_worker_order(local_ray):
         replayed_episodes = 0
         for k in range(2):
             local = RolloutWorker(config, factory, 2, derive_seed(config.seed, "train-envs", k))
-            part, finished = local.collect(learner.state_dict())
+            part, finished, _ = local.collect(learner.state_dict())
             replayed_episodes += len(finished.returns)
             columns = slice(2 * k, 2 * k + 2)
             for name in ("obs", "actions", "logprobs", "values", "rewards", "terminated", "done", "valid"):
@@ -76,6 +76,32 @@ def test_the_learner_batch_is_each_workers_slice_in_worker_order(local_ray):
         assert not torch.equal(rollout.obs[:, 0:2], rollout.obs[:, 2:4])
     finally:
         rollouts.close()
+
+
+def test_the_learner_normalizes_by_every_workers_observations(local_ray):
+    """--normalize-obs: after a round the learner's running mean and variance are those of all
+    the observations the workers normalized (on top of its starting statistics), replayed here
+    in-process; the next round's weights carry them to every worker."""
+    config = ppo.preset("CartPole-v1", backend="ray", num_workers=2, **{**SMALL, "normalize_obs": True})
+    factory = make_agent(config)
+    torch.manual_seed(0)
+    learner = factory()
+    learner.obs_norm.update(torch.randn(5, 4))  # a learner that has seen something already
+    before = {name: value.clone() for name, value in learner.state_dict().items()}
+    rollouts = RayRollouts(config, factory)
+    try:
+        rollout = onpolicy.allocate_rollout(config, learner, torch.device("cpu"))
+        rollouts.collect(learner, rollout, None)
+    finally:
+        rollouts.close()
+    seen = [RolloutWorker(config, factory, 2, derive_seed(config.seed, "train-envs", k)).collect(before)[2] for k in range(2)]
+    assert seen[0].shape == (32, 2, 4)
+    expected = factory()
+    expected.load_state_dict(before)
+    expected.obs_norm.update(torch.as_tensor(np.concatenate([s.reshape(-1, 4) for s in seen])))
+    for name in ("mean", "var", "count"):
+        torch.testing.assert_close(getattr(learner.obs_norm, name), getattr(expected.obs_norm, name), rtol=1e-12, atol=1e-12, msg=name)
+    assert float(learner.obs_norm.count) == pytest.approx(5 + 2 * 32 * 2, abs=1e-6)
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_logged(local_ray, tmp_path):
@@ -119,8 +145,6 @@ def test_worker_options_are_checked_before_any_work():
         ppo.preset("CartPole-v1", num_workers=2)
     with pytest.raises(ConfigError, match="multiple of num_workers"):
         ppo.preset("CartPole-v1", backend="ray", num_workers=3)
-    with pytest.raises(ConfigError, match="normalize_obs"):
-        ppo.preset("Pendulum-v1", backend="ray", num_workers=2)
     with pytest.raises(ConfigError, match="whole episodes"):
         rlsuite.train("reinforce", "CartPole-v1", backend="ray", num_workers=2, num_envs=2, quiet=True)
 

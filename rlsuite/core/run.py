@@ -37,10 +37,14 @@ LEGACY_FILES = ("checkpoint.pt", "model.pt")
 """Files of run directories written by rlsuite 0.1, also removed by --overwrite."""
 
 
-def default_run_dir(algo: str, config: Any) -> Path:
+def experiment_name(algo: str, config: Any) -> str:
+    """ALGO-ENV (or ALGO-TASK, or ALGO), safe as a folder name: what runs and sweeps are named by."""
     env = getattr(config, "env", None) or (Path(config.task).stem if getattr(config, "task", None) else None)
-    name = f"{algo}-{env}-seed{config.seed}" if env else f"{algo}-seed{config.seed}"
-    return RUNS_ROOT / name.replace("/", "_")
+    return (f"{algo}-{env}" if env else algo).replace("/", "_")
+
+
+def default_run_dir(algo: str, config: Any) -> Path:
+    return RUNS_ROOT / f"{experiment_name(algo, config)}-seed{config.seed}"
 
 
 @dataclass(frozen=True)

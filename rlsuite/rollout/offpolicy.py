@@ -120,10 +120,12 @@ def check_config(config) -> None:
     configs.check_workers(config)
 
 
-def make_envs(config) -> gym.vector.VectorEnv:
-    """The training envs. One env steps as a plain SyncVectorEnv: Gymnasium's NumPy-vectorized
-    CartPole, for instance, takes about 1.5x as long per step as the plain env when N = 1."""
-    return make_vector_env(config.env, config.num_envs, mode="sync" if config.num_envs == 1 else None)
+def make_envs(config, num_envs: int | None = None) -> gym.vector.VectorEnv:
+    """config.num_envs training envs (or num_envs: an Ape-X actor's share). One env steps as a
+    plain SyncVectorEnv: Gymnasium's NumPy-vectorized CartPole, for instance, takes about 1.5x as
+    long per step as the plain env when N = 1."""
+    num_envs = num_envs or config.num_envs
+    return make_vector_env(config.env, num_envs, mode="sync" if num_envs == 1 else None)
 
 
 def exploration_rate(step: int, config) -> float:
@@ -138,8 +140,10 @@ def exploration_rate(step: int, config) -> float:
     return config.exploration_initial_eps + progress * (config.exploration_final_eps - config.exploration_initial_eps) / config.exploration_fraction
 
 
-def epsilon_greedy(greedy: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator) -> np.ndarray:
-    """For each env apart, a uniformly random action with probability epsilon, else greedy(obs).
+def epsilon_greedy(greedy: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, epsilon: float | np.ndarray, n_actions: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """For each env apart, a uniformly random action with probability epsilon (one for all, or
+    one per env: Ape-X's ladder), else greedy(obs).
 
     (SB3 tosses one coin for all envs of a vector step; the same with one env.) One draw of two
     uniforms per env (the coin, and the random action as floor(u * n_actions)) is made every

@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +44,6 @@ from rlsuite.core.run import Run
 from rlsuite.core.seeding import derive_seed
 from rlsuite.envs.checkpointing import CheckpointableEnvs
 from rlsuite.envs.evaluation import EpisodeEvaluator
-from rlsuite.envs.vector import make_vector_env
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.collect import collect_transitions
 from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
@@ -53,6 +51,8 @@ from rlsuite.rollout.step import EnvCursor
 from rlsuite.scale.ray import WorkerGroup
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0
+TRANSITION_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")
+"""ReplayBuffer.add's arguments, in order: how an actor's chunk travels to the learner."""
 
 
 def epsilon_ladder(num_envs: int, base: float = APEX_EPSILON, alpha: float = APEX_ALPHA) -> np.ndarray:
@@ -67,7 +67,7 @@ class ApexActor:
 
     def __init__(self, config, make_q_net: Callable[[], nn.Module], num_envs: int, epsilons: np.ndarray, seed: int):
         torch.set_num_threads(max(config.torch_threads, 1))
-        self.envs = CheckpointableEnvs(make_vector_env(config.env, num_envs, mode="sync" if num_envs == 1 else None))
+        self.envs = CheckpointableEnvs(offpolicy.make_envs(config, num_envs))
         self.q_net = make_q_net()
         self.epsilons = np.asarray(epsilons)
         self.rng = np.random.default_rng(seed)
@@ -80,15 +80,13 @@ class ApexActor:
         if weights is not None:
             self.q_net.load_state_dict(weights)
         chunk = _Chunk()
-        epsilons = np.ones_like(self.epsilons) if uniform else self.epsilons
-        episodes, self.cursor = collect_transitions(self.envs, self.cursor, lambda obs: self._act(obs, epsilons), chunk, vector_steps)
-        return chunk.arrays(), episodes
+        epsilons = 1.0 if uniform else self.epsilons
 
-    def _act(self, obs: np.ndarray, epsilons: np.ndarray) -> np.ndarray:
-        coin, u = self.rng.random((2, len(obs)))
-        explore = coin < epsilons
-        random_actions = (u * self.n_actions).astype(np.int64)
-        return random_actions if explore.all() else np.where(explore, random_actions, self.q_net.greedy(obs))
+        def act(obs: np.ndarray) -> np.ndarray:
+            return offpolicy.epsilon_greedy(self.q_net.greedy, obs, epsilons, self.n_actions, self.rng)
+
+        episodes, self.cursor = collect_transitions(self.envs, self.cursor, act, chunk, vector_steps)
+        return chunk.arrays(), episodes
 
     def get_state(self) -> bytes:
         return pickle.dumps({"envs": self.envs.state_dict(), "cursor": self.cursor, "rng": self.rng})
@@ -97,9 +95,6 @@ class ApexActor:
         state = pickle.loads(blob)
         self.envs.load_state_dict(state["envs"])
         self.cursor, self.rng = state["cursor"], state["rng"]
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 class _Chunk:
@@ -112,8 +107,7 @@ class _Chunk:
         self.steps.append(transition)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        names = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")
-        return {name: np.stack(column) for name, column in zip(names, zip(*self.steps))}
+        return {name: np.stack(column) for name, column in zip(TRANSITION_FIELDS, zip(*self.steps))}
 
 
 class ShardedReplay:
@@ -130,7 +124,7 @@ class ShardedReplay:
     def add_chunk(self, index: int, arrays: dict[str, np.ndarray]) -> None:
         shard = self.shards[index]
         for t in range(len(arrays["obs"])):
-            shard.add(*(arrays[name][t] for name in ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")))
+            shard.add(*(arrays[name][t] for name in TRANSITION_FIELDS))
 
     def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 0.99) -> ReplayBatch[np.ndarray]:
         sizes = np.array([len(shard) for shard in self.shards], dtype=np.float64)

@@ -59,10 +59,12 @@ class RolloutWorker:
         """The rollout slice, its finished episodes, and the raw observations the agent's
         normalizer took in (None without --normalize-obs), for the learner's statistics."""
         self.agent.load_state_dict(weights)
+        if self.agent.obs_norm is None:
+            episodes, self.cursor = collect_rollout(self.envs, self.agent, self.rollout, self.cursor)
+            return self.rollout, episodes, None
         recording = _RecordingObservations(self.agent)
         episodes, self.cursor = collect_rollout(self.envs, recording, self.rollout, self.cursor)
-        seen = np.stack(recording.seen) if self.agent.obs_norm is not None else None
-        return self.rollout, episodes, seen
+        return self.rollout, episodes, np.stack(recording.seen)
 
     def get_state(self) -> bytes:
         return pickle.dumps({"envs": self.envs.state_dict(), "cursor": self.cursor, "torch_rng": torch.get_rng_state()})
@@ -72,9 +74,6 @@ class RolloutWorker:
         self.envs.load_state_dict(state["envs"])
         self.cursor = state["cursor"]
         torch.set_rng_state(state["torch_rng"])
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def close(self) -> None:
         self.envs.close()
@@ -144,9 +143,6 @@ class WorkerGroup:
             found = "local envs" if blobs is None else f"{len(blobs)} workers"
             raise CheckpointError(f"this checkpoint holds {found}, not {len(self.workers)} Ray workers: resume it with the backend and num_workers it was trained with.")
         self.ray.get([worker.set_state.remote(blob) for worker, blob in zip(self.workers, blobs)])
-
-    def pids(self) -> list[int]:
-        return self.ray.get([worker.pid.remote() for worker in self.workers])
 
     def close(self) -> None:
         for worker in self.workers:

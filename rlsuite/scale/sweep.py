@@ -100,7 +100,7 @@ def _parse_text(field: str, text: str, annotation: Any) -> Any:
     if origin is tuple:
         return text.split()
     if annotation is int:
-        # config's coercion reads '0.5' as int(float('0.5')) == 0; a swept value must not shrink silently
+        # refused here too, so the message names the --grid entry rather than the config field alone
         try:
             number = float(text)
         except ValueError:
@@ -184,9 +184,9 @@ def trial_name(setting: str, seed: int) -> str:
 
 
 def default_sweep_dir(algo: str, config: Any) -> Path:
-    env = getattr(config, "env", None) or (Path(config.task).stem if getattr(config, "task", None) else None)
-    name = f"{algo}-{env}" if env else algo
-    return SWEEPS_ROOT / name.replace("/", "_")
+    from rlsuite.core.run import experiment_name
+
+    return SWEEPS_ROOT / experiment_name(algo, config)
 
 
 # --- reading finished trials -------------------------------------------------------------------

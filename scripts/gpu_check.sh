@@ -49,10 +49,22 @@ run reinforce-cuda reinforce --env CartPole-v1 --total-steps 4000 --eval-every 2
 # Issue 11: a CUDA learner with CPU Ray workers (the weights go to the workers as CPU tensors), and Ape-X.
 run ppo-ray-cuda ppo --env CartPole-v1 --total-steps 8192 --eval-every 4096 --device cuda --backend ray --num-workers 2
 run dqn-apex-cuda dqn --env CartPole-v1 --total-steps 4096 --eval-every 2048 --device cuda --backend ray --num-workers 2 --num-envs 2
-# One GPU: accelerate's DDP code path with one process (two ranks cannot share a GPU under NCCL).
+# One GPU: the launcher with one process (a single process is rlsuite's SINGLE path; two ranks
+# cannot share a GPU under NCCL). With two GPUs or more: GRPO under each shipped configuration,
+# in bf16 as the files ask (the CPU tests run them on gloo).
 echo "== sft-accelerate-1gpu"
 .venv/bin/accelerate launch --num_processes 1 --main_process_port 0 -m rlsuite.cli train sft --task arithmetic --total-steps 20 \
     --eval-every 0 --device cuda --run-dir "$OUT/sft-accelerate-1gpu" --overwrite || echo "sft-accelerate-1gpu FAILED"
+if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+    for config in ddp fsdp deepspeed_zero2 deepspeed_zero3; do
+        echo "== grpo-$config"
+        .venv/bin/accelerate launch --config_file "docs/accelerate/$config.yaml" --num_processes 2 -m rlsuite.cli train grpo \
+            --task arithmetic --model builtin-sft --total-steps 4 --eval-every 2 --dtype float32 --generator torch \
+            --run-dir "$OUT/grpo-$config" --overwrite || echo "grpo-$config FAILED"
+    done
+else
+    echo "one GPU: the FSDP and DeepSpeed configurations need two (not run)"
+fi
 if .venv/bin/python -m pip install --quiet vllm > "$OUT/vllm-install.log" 2>&1; then
     run grpo-vllm grpo --task arithmetic --total-steps 10 --eval-every 0 --device cuda --generator vllm
 else

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install rlsuite with its test, language-model, MuJoCo, multi-agent and Ray extras.
+# Create .venv (if missing) and install rlsuite with its test, language-model, MuJoCo, multi-agent, Ray and DeepSpeed extras.
 # torch is installed first, pinned to the CPU build, so nothing pulls a multi-GB CUDA wheel.
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
@@ -17,4 +17,4 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     # The pinned CPU wheel; on a CUDA machine install the torch build you want into .venv first.
     "${PIP[@]}" "torch==${TORCH_VERSION}"
 fi
-"${PIP[@]}" -e ".[dev,llm,mujoco,marl,ray${RLSUITE_EXTRAS:+,$RLSUITE_EXTRAS}]"
+"${PIP[@]}" -e ".[dev,llm,mujoco,marl,ray,deepspeed${RLSUITE_EXTRAS:+,$RLSUITE_EXTRAS}]"

@@ -22,7 +22,9 @@ It takes:
   first key is the headline shown in the progress bar and the curve;
 - `export(dir)`, which writes the final artifact (files in a directory); it also goes into every
   checkpoint, so a run killed before its end still loads as a policy;
-- `is_main_process`: other processes (accelerate, Ray) train along but write nothing.
+- `is_main_process`: other processes (accelerate, Ray) train along but write nothing;
+- `agree(this process's flag) -> every process's`: under several processes, when a checkpoint
+  falls due by time (each process's clock differs), so that all save at the same step.
 
 Checkpoints are taken only between iterations, so a resumed run continues exactly where the
 saved one stopped: same parameters, optimizer moments, RNG streams and environment states.
@@ -89,6 +91,7 @@ class Loop(Generic[S]):
         overwrite: bool = False,
         quiet: bool = False,
         callbacks: Iterable[Callable[[Loop], None]] = (),
+        agree: Callable[[bool], bool] = bool,
     ):
         self.algo, self.config, self.budget, self.schedule = algo, config, budget, schedule
         self.parts = dict(parts or {})
@@ -96,6 +99,7 @@ class Loop(Generic[S]):
         self.figures = dict(figures if figures is not None else {"curve.png": Figure()})
         self.quiet = quiet or not is_main_process
         self.callbacks = list(callbacks)
+        self.agree = agree
         self.step = 0
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         self.status = "running"
@@ -172,7 +176,8 @@ class Loop(Generic[S]):
             self.status = "interrupted"
             self.save_checkpoint()
             return False
-        due = self.step >= self._next_checkpoint or time.perf_counter() - self._last_checkpoint_time >= self.schedule.checkpoint_seconds
+        overdue = time.perf_counter() - self._last_checkpoint_time >= self.schedule.checkpoint_seconds
+        due = self.step >= self._next_checkpoint or self.agree(overdue)
         if due and self.step < self.budget.total:
             self.save_checkpoint()
         return self.step < self.budget.total

@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 
 from rlsuite.errors import ConfigError
+from rlsuite.lm import parallel
 from rlsuite.lm.models import eval_mode
 from rlsuite.ops import lm
 
@@ -48,10 +49,12 @@ class TorchGenerator:
 
     def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
         ids, mask = pad_left(prompts, self.pad_token_id, self.device)
+        # A model sharded over processes (FSDP, ZeRO-3) decodes in step with the other processes.
+        all_done = parallel.current().all_done if parallel.current().shards(self.model) else None
         with eval_mode(self.model):  # no dropout while sampling: the samples come from the policy itself
             return lm.sample(self.model, ids, mask, max_new_tokens=max_new_tokens, eos_token_ids=self.eos_token_ids,
                              pad_token_id=self.pad_token_id, temperature=temperature, top_p=top_p, generator=self.generator,
-                             num_generations=num_generations)
+                             num_generations=num_generations, all_done=all_done)
 
     def sync(self, model) -> None:
         pass  # it samples from the training model's own weights
@@ -120,12 +123,16 @@ def vllm_usable() -> bool:
 
 
 def make_generator(choice: str, model, tokenizer, device, *, seed: int = 0) -> Generator:
-    """'torch', 'vllm' or 'auto' (vLLM when it is installed and a CUDA GPU is present, else torch).
+    """'torch', 'vllm' or 'auto' (vLLM when it is installed, a CUDA GPU is present and the parameters
+    are not sharded over processes; else torch).
     vLLM loads the model from a save_pretrained copy in a temporary folder; call `sync(model)`
     whenever the training weights change (after restoring a checkpoint too)."""
     if choice == "vllm" and not vllm_usable():
         raise ConfigError("generator 'vllm' needs vLLM installed (pip install vllm) and a CUDA GPU; use --generator torch or auto.")
-    if choice == "vllm" or (choice == "auto" and vllm_usable()):
+    sharded = parallel.current().sharding  # vLLM's copy would need the whole weights on every process at each sync
+    if choice == "vllm" and sharded:
+        raise ConfigError("generator 'vllm' under FSDP or DeepSpeed ZeRO-3 is not supported; use --generator torch (auto picks it there).")
+    if choice == "vllm" or (choice == "auto" and vllm_usable() and not sharded):
         import tempfile
         from pathlib import Path
 

@@ -165,15 +165,37 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def save(model, tokenizer, directory: Path) -> None:
+def save(model, tokenizer, directory: Path, state_dict: dict | None = None) -> None:
     """save_pretrained of the model (LoRA adapters merged in, so the folder loads without peft)
-    and of the tokenizer: the export of every language-model run."""
+    and of the tokenizer: the export of every language-model run. `state_dict`: the weights to
+    write instead of the model's own (gathered whole when they are sharded over processes)."""
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # "Writing model shards" bars would break the run's progress line
-    merged = merged_copy(model)
-    merged.save_pretrained(directory)
+    if state_dict is None:
+        merged_copy(model).save_pretrained(directory)
+    else:
+        import torch
+
+        state_dict = dict(state_dict)  # a copy: save_pretrained empties the dict it is given
+        # Gathered weights are separate tensors; tied ones made one again are saved once, as by the model itself.
+        for tied, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
+            if tied in state_dict and source in state_dict and torch.equal(state_dict[tied], state_dict[source]):
+                state_dict[tied] = state_dict[source]
+        model.save_pretrained(directory, state_dict=state_dict)
+        _name_architecture(model, Path(directory))
     tokenizer.save_pretrained(directory)
+
+
+def _name_architecture(model, directory: Path) -> None:
+    """FSDP2 gives a sharded model a subclass (FSDPQwen2ForCausalLM) whose name save_pretrained
+    writes as the architecture; the folder must name the class that loads it."""
+    path = directory / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    names = [cls.__name__ for cls in type(model).__mro__ if cls.__module__.startswith("transformers.")]
+    if names and config.get("architectures") != names[:1]:
+        config["architectures"] = names[:1]
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def frozen_reference(model):

@@ -22,6 +22,16 @@ identity, so it stays bit for bit what it was. Under `accelerate launch` with N 
 - Ctrl-C and SIGTERM are agreed on once per iteration (`attach`), so all processes stop at the
   same step; only the main process writes the run directory (the Loop's is_main_process).
 
+When the accelerate config shards the parameters themselves (FSDP2, DeepSpeed ZeRO-3: `sharding`),
+every forward pass is a collective that all processes must enter together, and no process holds
+the whole weights. Then also:
+- decoding keeps stepping until every process's completions have ended (`all_done`, which
+  TorchGenerator hands to ops.lm.sample for a model that `shards`), and held-out evaluation gives every
+  process as many prompts (`evaluate`'s filler, decoded and dropped);
+- the model and optimizer checkpoint parts are gathered whole from every process (`parts`:
+  WholeModel, WholeOptimizer) and the export writes the gathered weights (`export`); the Loop
+  saves on every process at the same step, its time-based checkpoints agreed (`loop_options`).
+
 Every collective here is called by all processes in the same order: the trainers call them at
 the same points of their loops, whose step counts agree because every process sees the same
 global batch, the same metrics and the same stop decisions.
@@ -84,14 +94,83 @@ class DataParallel:
         self.max_grad_norm = max_grad_norm
         device = accelerator.device if accelerator is not None else None
         self.device = torch.device("cpu") if device is not None and device.type == "cpu" else device
+        self.engine = _engine(accelerator) if self.world > 1 else "single"
+        self.sharding = self.engine in ("fsdp", "zero3")
+        """True when the parameters themselves are sharded: every forward pass is a collective."""
+        self._prepared: list[tuple[Any, Any]] = []  # (model, what accelerate returned for it)
+        self._pending_optimizer_state: dict | None = None
+        self._gathered: dict[int, dict] = {}  # id(model) -> its weights as the last checkpoint gathered them (main process)
 
     @property
     def is_main_process(self) -> bool:
         return self.rank == 0
 
     def loop_options(self, options: dict) -> dict:
-        """The Loop's keyword options with the main-process flag (a caller's own flag wins)."""
-        return {"is_main_process": self.is_main_process, **options}
+        """The Loop's keyword options with the main-process flag (a caller's own flag wins), and
+        time-based checkpoints agreed by every process (a sharded checkpoint is a collective)."""
+        if options.get("resume") and self.engine in ("zero2", "zero3"):
+            raise ConfigError("a DeepSpeed run cannot be resumed: its optimizer state is partitioned over the processes and rlsuite's "
+                              "checkpoints hold the model's weights only. Start a new run from the checkpoint's model "
+                              "(--model RUN/model), or train with DDP or FSDP, whose runs resume (docs/accelerate.md).")
+        agreed = {"agree": self.any} if self.world > 1 else {}
+        return {"is_main_process": self.is_main_process, **agreed, **options}
+
+    # --- sharded parameters: checkpoints and exports gathered from every process ---------------
+    def parts(self, **parts) -> dict:
+        """The Loop's checkpoint parts: unchanged, except under sharded parameters, where the
+        trained model ("model") and its optimizer are gathered whole from every process."""
+        if not self.sharding:
+            return parts
+        whole = dict(parts, model=WholeModel(self, parts["model"]))
+        if self.engine == "zero3":  # not resumable (loop_options): its partitioned optimizer state is not saved
+            whole.pop("optimizer", None)
+        elif "optimizer" in parts:
+            whole["optimizer"] = WholeOptimizer(self, parts["optimizer"], parts["model"])
+        return whole
+
+    def export(self, model, tokenizer) -> Callable:
+        """The Loop's export of a trained model: models.save, with the weights the last checkpoint
+        gathered when the parameters are sharded (the Loop exports right after a checkpoint)."""
+        from rlsuite.lm import models
+
+        if not self.sharding:
+            return lambda directory: models.save(model, tokenizer, directory)
+
+        def export(directory) -> None:
+            gathered = self._gathered.get(id(model))
+            if gathered is None:
+                raise RuntimeError("under sharded parameters the export needs the weights a checkpoint gathered (parts())")
+            models.save(model, tokenizer, directory, state_dict=gathered)
+
+        return export
+
+    def shards(self, model) -> bool:
+        """True when `model` (or the model it is part of) went through prepare with its parameters
+        sharded: each of its forward passes is then a collective of every process."""
+        return self.sharding and self._prepared_root(model) is not None
+
+    def _prepared_root(self, module) -> tuple[Any, str] | None:
+        """(what prepare returned for the model holding `module`, module's name in it)."""
+        for model, wrapped in self._prepared:
+            for prefix, inner in unwrap(model).named_modules():
+                if inner is module:
+                    return wrapped, prefix
+        return None
+
+    def full_state_dict(self, module) -> dict:
+        """module's whole state dict, gathered by accelerate from every process (call it on all of
+        them). A module inside a prepared one (a reward model inside its scorer) gets its part."""
+        wrapped, prefix = self._prepared_root(module)
+        state = self.accelerator.get_state_dict(wrapped) or {}  # ZeRO-3: None but on the main process
+        cut = len(prefix) + 1 if prefix else 0
+        # On CPU, "offloaded to the CPU" can be the gathered buffer itself, freed at the next reshard: copy it.
+        copy = self.device is not None and self.device.type == "cpu"
+        return {key[cut:]: value.detach().clone() if copy else value
+                for key, value in state.items() if not prefix or key.startswith(prefix + ".")}
+
+    def all_done(self, done: bool) -> bool:
+        """Whether every process has finished decoding, given whether this one has."""
+        return done if not self.sharding else not self.any(not done)
 
     # --- shares of a global batch ------------------------------------------------------------
     def per_process(self, flag: str, value: int, unit: str, granule: int = 1, why: str = "") -> int:
@@ -180,10 +259,18 @@ class DataParallel:
             self.accelerator.wait_for_everyone()
 
     # --- models, sampling, the loop ------------------------------------------------------------
+    def check_config(self, config) -> None:
+        """Before a run opens: what sharded parameters cannot do."""
+        if self.sharding and getattr(config, "lora_r", 0) > 0:
+            raise ConfigError("LoRA (--lora-r) under FSDP or DeepSpeed ZeRO-3 is not supported: the export merges the adapters "
+                              "into a copy of the whole model. A LoRA run's optimizer state is small; train it with DDP "
+                              "(docs/accelerate/ddp.yaml) or ZeRO-2 (docs/accelerate/deepspeed_zero2.yaml).")
+
     def check_models(self, count: int, why: str) -> None:
-        """Before a run opens: DeepSpeed takes one trained model per Accelerator."""
-        if count > 1 and self.world > 1 and getattr(self.accelerator.state, "deepspeed_plugin", None) is not None:
-            raise ConfigError(f"{why}, and DeepSpeed takes one model per run: train it with DDP (docs/accelerate/ddp.yaml).")
+        """Before a run opens: DeepSpeed and accelerate's FSDP take one trained model per Accelerator."""
+        if count > 1 and self.engine in ("zero2", "zero3", "fsdp"):
+            raise ConfigError(f"{why}, and {'FSDP' if self.engine == 'fsdp' else 'DeepSpeed'} takes one model per run: "
+                              "train it with DDP (docs/accelerate/ddp.yaml).")
 
     def prepare(self, *models, optimizer):
         """(Prepared views of the models..., the prepared optimizer), or everything unchanged in a
@@ -199,6 +286,12 @@ class DataParallel:
             warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
             *wrapped, prepared = self.accelerator.prepare(*models, optimizer)
         prepared.rlsuite_accelerator = self.accelerator  # runtime.optimizer_step steps through it
+        self._prepared.extend(zip(models, wrapped))
+        if self._pending_optimizer_state is not None:  # a resumed FSDP run: the moments go to the sharded parameters
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(wrapped[0], optimizer, self._pending_optimizer_state, options=StateDictOptions(full_state_dict=True))
+            self._pending_optimizer_state = None
         return (*(Prepared(w, m) for w, m in zip(wrapped, models)), prepared)
 
     def reseed(self, seed: int, step: int) -> None:
@@ -213,6 +306,8 @@ class DataParallel:
         handlers would stop each process at whichever iteration the signal reached it)."""
         if self.world == 1:
             return
+        engine = {"ddp": "DDP", "fsdp": "FSDP2"}.get(self.engine) or f"DeepSpeed ZeRO-{self.accelerator.state.deepspeed_plugin.zero_stage}"
+        loop.note(f"data parallel over {self.world} processes ({engine})")
         requested: list[str] = []
 
         def handler(signum, frame):
@@ -236,7 +331,49 @@ class DataParallel:
         process reads the run directory before it is complete."""
         run = loop.finish()
         self.barrier()
+        if self.world > 1:  # a process may train again (rlsuite.train in a script): accelerate forgets this run's objects
+            self.accelerator.free_memory()
+            self._prepared.clear()
+            self._gathered.clear()
         return run
+
+
+class WholeModel:
+    """The trained model as a checkpoint part when its parameters are sharded: its state dict
+    gathered whole from every process (the Loop saves on all of them at the same step), and kept
+    for the export that follows (main process). Restored into the model before it is sharded."""
+
+    def __init__(self, dp: DataParallel, model):
+        self.dp, self.model = dp, model
+
+    def state_dict(self) -> dict:
+        state = self.dp.full_state_dict(self.model) if self.dp.shards(self.model) else self.model.state_dict()
+        if self.dp.is_main_process:
+            self.dp._gathered[id(self.model)] = state
+        return state
+
+    def load_state_dict(self, state: dict):
+        return self.model.load_state_dict(state)
+
+
+class WholeOptimizer:
+    """The optimizer as a checkpoint part under FSDP: its state gathered whole, keyed by parameter
+    name (torch.distributed.checkpoint's full optimizer state dict). A restored state waits for
+    DataParallel.prepare, since accelerate gives the optimizer the sharded parameters there."""
+
+    def __init__(self, dp: DataParallel, optimizer, model):
+        self.dp, self.optimizer, self.model = dp, optimizer, model
+
+    def state_dict(self) -> dict:
+        if not self.dp.shards(self.model):
+            return self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        prepared, _ = self.dp._prepared_root(self.model)
+        return get_optimizer_state_dict(prepared, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dp._pending_optimizer_state = state
 
 
 SINGLE = DataParallel()
@@ -259,24 +396,75 @@ def start(config) -> DataParallel:
         # Buffers (rotary frequencies) are constants: broadcasting them would add a collective to every forward pass.
         accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available(),
                                   kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
-        _refuse_sharded_parameters(accelerator)
+        if os.environ.get("RLSUITE_SHARDING_ON_CPU") == "1":
+            _sharding_on_cpu(accelerator)
+        _load_models_whole(accelerator)
         # The process group is torn down before the interpreter's own teardown: left to that, gloo's
         # threads can be destroyed while joinable, and a process that finished its work aborts.
         atexit.register(accelerator.end_training)
         _current = DataParallel(accelerator, config.max_grad_norm)
+    _current.check_config(config)
     return _current
 
 
-def _refuse_sharded_parameters(accelerator) -> None:
+def _engine(accelerator) -> str:
+    """What accelerate does with the parameters: "ddp", "fsdp", "zero2" (or 1), "zero3"."""
     from accelerate.utils import DistributedType
 
     kind = accelerator.distributed_type
-    if kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3):
-        raise ConfigError(
-            "DeepSpeed ZeRO-3 and FSDP shard the parameters, which makes every forward pass a collective of all processes; "
-            "rlsuite's sampling and held-out evaluation decode a different number of tokens on each process, and its checkpoints "
-            "and exports read the weights on the main process alone, so neither is supported yet (docs/accelerate.md). "
-            "Use DDP (docs/accelerate/ddp.yaml) or DeepSpeed ZeRO-2 (docs/accelerate/deepspeed_zero2.yaml).")
+    if kind == DistributedType.FSDP:
+        if accelerator.state.fsdp_plugin.fsdp_version != 2:
+            raise ConfigError("rlsuite supports FSDP2 (fsdp_version: 2 in the accelerate config, as docs/accelerate/fsdp.yaml); "
+                              "FSDP1 flattens the parameters outside its wrapper's forward, where rlsuite samples from the model.")
+        return "fsdp"
+    if kind == DistributedType.DEEPSPEED:
+        return "zero3" if accelerator.state.deepspeed_plugin.zero_stage == 3 else "zero2"
+    return "ddp"
+
+
+def _load_models_whole(accelerator) -> None:
+    """Under DeepSpeed, accelerate registers its config with transformers, which then partitions
+    every model from_pretrained builds (ZeRO-3's zero.Init) whatever zero3_init_flag says. rlsuite
+    loads models whole on each process (it evaluates, copies a reference and adds LoRA before
+    training starts) and lets prepare partition the trained one."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    if plugin.zero3_init_flag:
+        raise ConfigError("zero3_init_flag: true (deepspeed.zero.Init: models partitioned as they load) is not supported: rlsuite "
+                          "loads the model whole on each process, then partitions it in accelerator.prepare. Set "
+                          "zero3_init_flag: false in the accelerate config (as docs/accelerate/deepspeed_zero3.yaml).")
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+
+def _sharding_on_cpu(accelerator) -> None:
+    """A testing aid (RLSUITE_SHARDING_ON_CPU=1): on CPU, accelerate ignores an FSDP or DeepSpeed
+    config and joins the processes with DDP; this applies the config's plugin to the gloo
+    processes as accelerate does on GPUs, so that FSDP2 and ZeRO run here, through accelerate's
+    own prepare, without GPUs (tests/scale/test_accelerate.py; DeepSpeed uses its CPU accelerator)."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
+
+    if accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* variables the launcher set from the config
+        if accelerator.mixed_precision != "no":
+            plugin.set_mixed_precision(accelerator.mixed_precision)
+        accelerator.state.fsdp_plugin, kind = plugin, DistributedType.FSDP
+    elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        plugin = DeepSpeedPlugin()  # from the ACCELERATE_DEEPSPEED_* variables
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+        if plugin.zero_stage == 3:  # small test models: ZeRO-3 would keep every parameter under 1e5 elements whole
+            plugin.deepspeed_config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+        plugin.select(_from_accelerator_state=True)
+        accelerator.state.deepspeed_plugins, kind = plugin, DistributedType.DEEPSPEED
+    else:
+        return
+    accelerator.state.distributed_type = kind
+    PartialState._shared_state["distributed_type"] = kind  # what AcceleratorState does on a GPU
 
 
 def current() -> DataParallel:

@@ -208,7 +208,12 @@ def evaluate(run: LMRun, model, rows: list[dict], prompts: list[list[int]], *, k
     Returns (metrics, the first `samples` completions as records). Under data parallelism each
     process decodes its share of the prompts and every process returns the metrics of all."""
     mine = run.dp.share(len(prompts))
-    gathered = run.dp.all_gather(_decode(run, model, rows[mine], prompts[mine], k, temperature, batch_size, samples))
+    rows_mine, prompts_mine, own = rows[mine], prompts[mine], len(prompts[mine])
+    if run.dp.sharding:  # as many prompts on every process (the filler decoded and dropped): each forward is a collective
+        filler = -(-len(prompts) // run.dp.world) - own
+        rows_mine, prompts_mine = list(rows_mine) + list(rows[:filler]), list(prompts_mine) + list(prompts[:filler])
+    decoded = _decode(run, model, rows_mine, prompts_mine, k, temperature, batch_size, samples)
+    gathered = run.dp.all_gather(tuple(part[:own * k] for part in decoded))
     correct, formatted, lengths, shown = ([x for part in parts for x in part] for parts in zip(*gathered))
     grid = np.array(correct, dtype=float).reshape(-1, k)
     valid = ~np.isnan(grid).any(axis=1)

@@ -96,6 +96,7 @@ class TokenScores(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self._no_split_modules = getattr(model, "_no_split_modules", None)  # FSDP's auto wrap shards the model's layers one by one
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return token_scores(self.model, input_ids, attention_mask)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -134,6 +134,7 @@ def sample(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     num_generations: int = 1,
+    all_done: Callable[[bool], bool] | None = None,
 ) -> Completions:
     """Sample `num_generations` completions per left-padded prompt (rows i*G .. i*G+G-1 for
     prompt i), one token per step with a KV cache; each prompt is run once and its cache repeated.
@@ -141,6 +142,10 @@ def sample(
     temperature 0 is greedy decoding. A row stops at its first EOS token (kept in the completion,
     so the model learns to stop); the batch stops when every row has, or at max_new_tokens.
     `generator` makes sampling reproducible independently of the global RNG.
+    `all_done(this batch is done) -> every process's is` keeps a process whose rows have all
+    ended running the model on padding until the others end too: with parameters sharded over
+    processes every forward pass is a collective (transformers calls this synced_gpus). The
+    completions are the same with or without it.
     """
     device = prompt_ids.device
     cache_name = _cache_name(model)
@@ -158,19 +163,21 @@ def sample(
     next_position = position[:, -1:] + 1
     tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    length = 0
+    length, done = 0, False
     for step in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
-        if temperature == 0:
-            token = logits.argmax(-1)
-        else:
-            probs = filter_top_p(logits / temperature, top_p).softmax(-1)
-            token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        token = token.masked_fill(finished, pad_token_id)
-        tokens[:, step] = token
-        length = step + 1
-        finished |= torch.isin(token, eos)
-        if bool(finished.all()) or step == max_new_tokens - 1:
+        if not done:
+            logits = out.logits[:, -1].float()
+            if temperature == 0:
+                token = logits.argmax(-1)
+            else:
+                probs = filter_top_p(logits / temperature, top_p).softmax(-1)
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            token = token.masked_fill(finished, pad_token_id)
+            tokens[:, step] = token
+            length = step + 1
+            finished |= torch.isin(token, eos)
+            done = bool(finished.all())
+        if step == max_new_tokens - 1 or (all_done(done) if all_done is not None else done):
             break
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
         out = model(input_ids=token[:, None], attention_mask=attention_mask, position_ids=next_position,

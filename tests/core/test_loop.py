@@ -155,3 +155,18 @@ def test_figures_are_drawn_from_complete_logs(monkeypatch):
     monkeypatch.setattr(plotting, "plot_runs", spy)
     reg.train(reg.RegressionConfig(total_steps=95), "run", quiet=True)
     assert rows_seen == [[*range(10, 91, 10), 95]]
+
+
+def test_a_checkpoint_due_by_wall_clock_is_taken_only_when_every_process_agrees():
+    """Each process's clock differs; under several processes (a collective checkpoint of sharded
+    weights) `agree` makes them save at the same step. Steps due by count need no agreement."""
+    asked, seen = [], []
+
+    def every_third_time(overdue: bool) -> bool:
+        asked.append(overdue)
+        return len(asked) % 3 == 0
+
+    reg.train(reg.RegressionConfig(total_steps=30, eval_every=0, checkpoint_every=0, checkpoint_seconds=0.0), "run", quiet=True,
+              agree=every_third_time, callbacks=[lambda loop: seen.append(loop.recorder.meta.get("checkpoint_step"))])
+    assert asked and all(asked)  # each iteration's wall-clock verdict (always overdue here) goes to agree
+    assert sorted({s for s in seen if s is not None}) == [3 * k - 1 for k in range(1, 11)]  # asked before every step from 0

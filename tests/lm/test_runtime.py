@@ -62,3 +62,33 @@ def test_vllm_generator_needs_vllm_and_a_gpu():
     with pytest.raises(ConfigError, match="needs vLLM installed"):
         make_generator("vllm", model, tokenizer, torch.device("cpu"))
     assert type(make_generator("auto", model, tokenizer, torch.device("cpu"))).__name__ == "TorchGenerator"
+
+
+@pytest.mark.parametrize("sharding", [False, True])
+def test_held_out_evaluation_gives_every_process_as_many_prompts_when_parameters_are_sharded(monkeypatch, sharding):
+    """Seven prompts on two processes are shares of 4 and 3. With sharded parameters every forward
+    pass is a collective, so the second process also decodes a filler (its first prompt again, as
+    many batches as the first process), whose results are dropped before they are gathered."""
+    from rlsuite.lm import parallel
+
+    decoded, gathered = [], []
+
+    def decode(run, model, rows, prompts, k, temperature, batch_size, samples):
+        decoded.append(list(prompts))
+        n = len(prompts) * k
+        return [float(p[0] % 2) for p in prompts for _ in range(k)], [True] * n, [len(p) for p in prompts for _ in range(k)], []
+
+    class SecondProcess(parallel.DataParallel):
+        def all_gather(self, value):
+            gathered.append(value)
+            return [value, value]  # the first process's part does not matter here
+
+    dp = SecondProcess()
+    dp.rank, dp.world, dp.sharding = 1, 2, sharding
+    monkeypatch.setattr(runtime, "_decode", decode)
+    run = type("Run", (), {"dp": dp})()
+    prompts = [[i + 1] * (i + 1) for i in range(7)]
+    runtime.evaluate(run, None, [{} for _ in prompts], prompts, k=2)
+    assert decoded == [prompts[4:] + ([prompts[0]] if sharding else [])]  # 4 prompts each when sharded
+    correct, formatted, lengths, shown = gathered[0]
+    assert correct == [1.0, 1.0, 0.0, 0.0, 1.0, 1.0] and lengths == [5, 5, 6, 6, 7, 7]  # this process's own 3 prompts x k

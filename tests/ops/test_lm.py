@@ -149,3 +149,38 @@ def test_ends_with_stop_tells_ended_from_cut_completions():
     # ended, cut at the limit, ended on the other stop token, empty, and a real last token that is no stop
     assert lm.ends_with_stop(tokens, mask, (EOS_, STOP)).tolist() == [True, False, True, False, False]
     assert lm.ends_with_stop(tokens, mask, (EOS_,)).tolist() == [True, False, False, False, False]
+
+
+class CountingModel(torch.nn.Module):
+    """A model that counts its forward passes (one per decoding step after the prompt's)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner, self.calls = model, 0
+
+    def forward(self, cache=None, logits_to_keep=0, **kwargs):  # the names ops.lm looks for in a forward's signature
+        self.calls += 1
+        return self.inner(cache=cache, logits_to_keep=logits_to_keep, **kwargs)
+
+
+def test_decoding_in_step_with_other_processes_runs_on_padding_and_gives_the_same_completions(model):
+    """With parameters sharded over processes every forward pass is a collective: a process whose
+    rows have all ended keeps calling the model until all_done says every process has. Its
+    completions, and the sampling RNG they drew from, are those of decoding alone."""
+    prompt_ids, mask = torch.tensor([[3, 4], [5, 6]]), torch.ones(2, 2, dtype=torch.long)
+    alone, stepped = CountingModel(model), CountingModel(model)
+    kwargs = dict(max_new_tokens=30, eos_token_ids=(EOS,), pad_token_id=PAD)
+    alone_rng, stepped_rng = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    reference = lm.sample(alone, prompt_ids, mask, generator=alone_rng, **kwargs)
+    assert reference.mask.sum(1).tolist() == [5, 15]  # rows that end at different steps, well before the limit (seed 3)
+    asked = []
+
+    def others_finish_five_steps_later(done: bool) -> bool:
+        asked.append(done)
+        return done and asked.count(True) > 5
+
+    synced = lm.sample(stepped, prompt_ids, mask, generator=stepped_rng, all_done=others_finish_five_steps_later, **kwargs)
+    assert torch.equal(synced.ids, reference.ids) and torch.equal(synced.mask, reference.mask)
+    assert stepped.calls == alone.calls + 5  # five forward passes on padding, no more
+    assert asked == [False] * (len(asked) - 6) + [True] * 6  # asked once per step; done from the last real token on
+    assert torch.equal(stepped_rng.get_state(), alone_rng.get_state())  # nothing sampled on padding

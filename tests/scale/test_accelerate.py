@@ -31,14 +31,22 @@ from rlsuite import api  # noqa: E402
 from rlsuite.errors import ConfigError  # noqa: E402
 from rlsuite.lm import parallel, scalar  # noqa: E402
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIMEOUT = 240  # seconds per launch: minutes past anything a healthy run takes, so a deadlock fails rather than hangs
 
 
-def launch(cwd: Path, *args: str, timeout: int = TIMEOUT, background: bool = False):
-    """`accelerate launch` two processes on CPU running `args` (a script, or -m rlsuite.cli ...)."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", *args]
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+def launch(cwd: Path, *args: str, timeout: int = TIMEOUT, background: bool = False, config: str | None = None,
+           float32: bool = True):
+    """`accelerate launch` two processes on CPU running `args` (a script, or -m rlsuite.cli ...).
+    `config`: one of the shipped docs/accelerate/ files (its FSDP or DeepSpeed plugin applied on
+    CPU by RLSUITE_SHARDING_ON_CPU; accelerate alone would fall back to DDP); `float32=False`
+    keeps the file's own mixed precision (bf16)."""
+    setup = ["--config_file", str(DOCS / "accelerate" / f"{config}.yaml")] if config else ["--multi_gpu", "--num_machines", "1"]
+    precision = ["--mixed_precision", "no"] if float32 else []
+    command = [sys.executable, "-m", "accelerate.commands.launch", *setup, "--num_processes", "2",
+               *precision, "--dynamo_backend", "no", "--main_process_port", "0", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"RLSUITE_SHARDING_ON_CPU": "1"} if config else {})}
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     if background:
         return process
@@ -82,7 +90,8 @@ def status(run_dir: Path) -> str:
     return yaml.safe_load((run_dir / "run.yaml").read_text())["status"]
 
 
-def assert_same_run(one: Path, two: Path, columns: tuple[str, ...], rtol: float = 1e-5, atol: float = 1e-5) -> None:
+def assert_same_run(one: Path, two: Path, columns: tuple[str, ...], rtol: float = 1e-5, atol: float = 1e-5,
+                    weights_atol: float | None = None) -> None:
     """Metrics and exported weights of the one- and two-process runs agree within the tolerance
     (float sums taken in another order: observed differences are about 1e-7)."""
     from safetensors.torch import load_file
@@ -95,14 +104,17 @@ def assert_same_run(one: Path, two: Path, columns: tuple[str, ...], rtol: float 
     a, b = load_file(one / "model" / "model.safetensors"), load_file(two / "model" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=rtol, atol=atol, msg=key)
+        torch.testing.assert_close(b[key], a[key], rtol=rtol, atol=weights_atol or atol, msg=key)
 
 
 # --- the helpers, in one process -------------------------------------------------------------------------------
 
 class FakeAccelerator:
     def __init__(self, rank: int, world: int):
+        from accelerate.utils import DistributedType
+
         self.process_index, self.num_processes, self.device = rank, world, torch.device("cpu")
+        self.distributed_type = DistributedType.MULTI_CPU
 
 
 def test_shares_partition_a_batch_in_order():
@@ -167,8 +179,6 @@ def test_token_scores_module_is_token_scores(tmp_path):
     with torch.no_grad():
         assert torch.equal(scalar.token_scores(scalar.TokenScores(model), ids, mask), scalar.token_scores(model, ids, mask))
 
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize("name", ["ddp", "deepspeed_zero2", "deepspeed_zero3", "fsdp"])
@@ -424,3 +434,108 @@ def test_a_signal_to_one_process_stops_every_process_at_the_same_step_and_the_ru
     assert result.returncode == 0, result.stderr[-3000:]
     assert status(tmp_path / "run") == "finished" and table(metrics)["step"].tolist()[-2:] == [step + 1, step + 2]
     assert run_dirs(tmp_path) == ["run"]
+
+
+# --- sharded parameters: FSDP2 and DeepSpeed ZeRO-3 (and ZeRO-2), through accelerate's own prepare on CPU ----------
+
+def test_deepspeed_runs_are_refused_on_resume_and_sharding_refuses_lora_and_two_models():
+    dp = parallel.DataParallel(FakeAccelerator(0, 2))
+    assert dp.engine == "ddp" and not dp.sharding and dp.loop_options({"resume": True})["resume"]
+    dp.engine = "zero2"
+    with pytest.raises(ConfigError, match="a DeepSpeed run cannot be resumed"):
+        dp.loop_options({"resume": True})
+    dp.engine, dp.sharding = "fsdp", True
+    with pytest.raises(ConfigError, match=r"LoRA \(--lora-r\) under FSDP or DeepSpeed ZeRO-3 is not supported"):
+        dp.check_config(type("C", (), {"lora_r": 8})())
+    dp.check_config(type("C", (), {"lora_r": 0})())
+    with pytest.raises(ConfigError, match="FSDP takes one model per run"):
+        dp.check_models(2, "ppo_rlhf trains the policy and the value model with one optimizer")
+
+
+@pytest.fixture(scope="module")
+def one_process_sft(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("one") / "sft"
+    api.train("sft", run_dir=path, quiet=True, **SFT)
+    return path
+
+
+def require(config: str) -> None:
+    if config.startswith("deepspeed"):
+        pytest.importorskip("deepspeed", reason="DeepSpeed is the rlsuite[deepspeed] extra")
+
+
+@pytest.mark.parametrize("config", ["fsdp", "deepspeed_zero3", "deepspeed_zero2"])
+def test_sft_with_sharded_training_state_equals_one_process(tmp_path, config, one_process_sft):
+    """The shipped configs, run through accelerate's prepare (FSDP2's fully_shard; DeepSpeed's
+    engine on its CPU accelerator): the same losses and exported weights as one process."""
+    require(config)
+    result = launch(tmp_path, "-m", "rlsuite.cli", "train", "sft", *flags(SFT), "--run-dir=two", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_dirs(tmp_path) == ["two"] and status(tmp_path / "two") == "finished"
+    engine = {"fsdp": "FSDP2", "deepspeed_zero3": "DeepSpeed ZeRO-3", "deepspeed_zero2": "DeepSpeed ZeRO-2"}[config]
+    assert f"data parallel over 2 processes ({engine})" in (tmp_path / "two" / "events.log").read_text()
+    # DeepSpeed sums gradients in buckets, in another order; Adam divides a near-zero gradient by its own
+    # size, so that float noise moves an element by up to a fraction of the step (seen: one of 16,384 by 2.6e-5).
+    assert_same_run(one_process_sft, tmp_path / "two", ("loss", "grad_norm", "tokens", "learning_rate"),
+                    weights_atol=1e-4 if config.startswith("deepspeed") else None)
+
+
+GRPO_SHARDED = {**GRPO, "test_size": 5, "eval_size": 5, "eval_every": 1, "max_completion_length": 40}
+# 5 test prompts: shares of 3 and 2 (the second process decodes a filler); completions of 16 and 17 tokens, so the
+# processes' decoding ends at different steps, where each forward pass is a collective.
+
+
+@pytest.mark.parametrize("config", ["fsdp", "deepspeed_zero3"])
+def test_grpo_with_sharded_parameters_decodes_in_step_and_exports_a_model_that_loads(tmp_path, config):
+    """The shipped file as it is (bf16 mixed precision; the model loaded in float32 as its comment says)."""
+    require(config)
+    result = launch(tmp_path, "-m", "rlsuite.cli", "train", "grpo", *flags({**GRPO_SHARDED, "dtype": "float32"}), "--run-dir=run",
+                    config=config, float32=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_dirs(tmp_path) == ["run"] and status(tmp_path / "run") == "finished"
+    evaluations = table(tmp_path / "run" / "eval.csv")
+    assert evaluations["step"].tolist() == [0, 1, 2]
+    assert len(set(json.loads(line)["completion"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines())) > 1
+    policy = api.load(tmp_path / "run")
+    assert isinstance(policy.answer("What is 2 + 3?"), str)
+
+
+@pytest.mark.slow
+def test_an_fsdp_run_cut_and_resumed_equals_one_process_cut_and_resumed(tmp_path):
+    """The checkpoint holds the whole weights and Adam's moments gathered from both processes
+    (here after an evaluation, which leaves FSDP2's root gathered); the resumed run shards them again
+    and ends where one process, cut and resumed at the same step, does (the learning-rate schedule
+    follows the budget, so both are cut alike)."""
+    cut = {**SFT, "total_steps": 2}
+    api.train("sft", run_dir=tmp_path / "one", quiet=True, **cut)
+    api.resume(tmp_path / "one", budget=SFT["total_steps"], quiet=True)
+    result = launch(tmp_path, "-m", "rlsuite.cli", "train", "sft", *flags(cut), "--run-dir=two", config="fsdp")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = launch(tmp_path, "-m", "rlsuite.cli", "resume", "two", f"--budget={SFT['total_steps']}", config="fsdp")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert status(tmp_path / "two") == "finished" and run_dirs(tmp_path) == ["one", "two"]
+    assert table(tmp_path / "two" / "metrics.csv")["step"].tolist() == [1, 2, 3, 4]
+    assert_same_run(tmp_path / "one", tmp_path / "two", ("loss", "grad_norm", "tokens", "learning_rate"))
+
+
+SHARDED_OTHERS = {name: OTHERS[name] for name in ("reward_model", "dpo", "kto", "distill")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["fsdp", "deepspeed_zero3"])
+def test_the_other_trainers_with_sharded_parameters(tmp_path, config):
+    """The reward model (trained and evaluated through its scorer), DPO and KTO (a reference
+    copy beside the sharded policy) equal one process; distillation (a whole teacher sampling
+    beside the sharded student) finishes."""
+    require(config)
+    jobs = {name: (algo, {**COMMON, **settings}) for name, (algo, settings, _) in SHARDED_OTHERS.items()}
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "driver.py").write_text(DRIVER)
+    result = launch(tmp_path, "driver.py", timeout=600, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, (algo, settings, columns) in SHARDED_OTHERS.items():
+        two = tmp_path / "two" / name
+        assert status(two) == "finished", name
+        if columns is not None:
+            api.train(algo, "arithmetic", run_dir=tmp_path / "one" / name, quiet=True, **{**COMMON, **settings})
+            assert_same_run(tmp_path / "one" / name, two, columns, weights_atol=1e-4 if config.startswith("deepspeed") else None)

@@ -101,8 +101,8 @@ def train(config: DistillConfig, run_dir=None, **options) -> Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, config.warmup_steps)))
     held_out = runtime.HeldOutEvaluation(run, student)
     with Loop("distill", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": student, "optimizer": optimizer, "scheduler": scheduler}, evaluate=held_out,
-              export=lambda directory: models.save(student, tokenizer, directory),
+              parts=dp.parts(model=student, optimizer=optimizer, scheduler=scheduler), evaluate=held_out,
+              export=dp.export(student, tokenizer),
               figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
         dp.attach(loop)

@@ -170,8 +170,8 @@ def train(config: DPOConfig, run_dir=None, **options) -> Run:
         return {**held_out(step), **scores} if "solution" in run.task.reward_columns else scores
 
     with Loop("dpo", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
-              export=lambda directory: models.save(model, tokenizer, directory),
+              parts=dp.parts(model=model, optimizer=optimizer), evaluate=evaluate,
+              export=dp.export(model, tokenizer),
               figures={"curve.png": Figure(), "rewards.png": Figure(("rewards/margin",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
         dp.attach(loop)

@@ -258,8 +258,8 @@ def train(config: GRPOConfig, run_dir=None, **options) -> Run:
     generator = make_generator(config.generator, model, tokenizer, run.device, seed=config.seed)
     evaluate = runtime.HeldOutEvaluation(run, model)
     with Loop("grpo", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
-              export=lambda directory: models.save(model, tokenizer, directory),
+              parts=dp.parts(model=model, optimizer=optimizer), evaluate=evaluate,
+              export=dp.export(model, tokenizer),
               figures={"curve.png": Figure(), "rewards.png": Figure(("reward",))}, **dp.loop_options(options)) as loop:
         evaluate.attach(loop)
         dp.attach(loop)

@@ -123,8 +123,8 @@ def train(config: KTOConfig, run_dir=None, **options) -> Run:
         return {**held_out(step), **gap} if "solution" in run.task.reward_columns else gap
 
     with Loop("kto", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": model, "optimizer": optimizer}, evaluate=evaluate,
-              export=lambda directory: models.save(model, tokenizer, directory),
+              parts=dp.parts(model=model, optimizer=optimizer), evaluate=evaluate,
+              export=dp.export(model, tokenizer),
               figures={"curve.png": Figure(), "kl.png": Figure(("kl",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
         dp.attach(loop)

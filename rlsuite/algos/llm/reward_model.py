@@ -66,6 +66,7 @@ def margins_of(rows: list[dict], indices: list[int], device) -> torch.Tensor | N
 
 
 @torch.no_grad()
+@torch.no_grad()
 def pairwise_accuracy(model, pairs, pad: int, device, batch_size: int = 64) -> dict[str, float]:
     chosen, rejected = [], []
     with models.eval_mode(model):
@@ -92,17 +93,15 @@ def train(config: RewardModelConfig, run_dir=None, **options) -> Run:
     test_pairs = sequences.encode_pairs(tokenizer, run.task.test[:config.eval_size], config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
-    def export(directory) -> None:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-
+    scoring = {"scorer": model}  # sharded parameters: the prepared scorer, whose forward gathers the head's (FSDP)
     with Loop("reward_model", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": model, "optimizer": optimizer},
-              evaluate=lambda step: pairwise_accuracy(model, test_pairs, pad, run.device), export=export,
+              parts=dp.parts(model=model, optimizer=optimizer),
+              evaluate=lambda step: pairwise_accuracy(scoring["scorer"], test_pairs, pad, run.device), export=dp.export(model, tokenizer),
               figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
         dp.attach(loop)
         state = loop.start(lambda: RewardModelState(PromptOrder()))
         scorer, step_optimizer = dp.prepare(scalar.TokenScores(model), optimizer=optimizer)
+        scoring["scorer"] = scorer if dp.sharding else model
         model.train()
         while loop.running():
             indices, order = state.order.take(config.batch_size, len(train_pairs), config.seed)

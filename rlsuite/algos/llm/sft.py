@@ -175,8 +175,8 @@ def train(config: SFTConfig, run_dir=None, **options) -> Run:
         return {**held_out(step), "test_loss": test_loss}
 
     with Loop("sft", config, run_dir, budget=config.budget, schedule=config.schedule,
-              parts={"model": model, "optimizer": optimizer, "scheduler": scheduler}, evaluate=evaluate,
-              export=lambda directory: models.save(model, tokenizer, directory),
+              parts=dp.parts(model=model, optimizer=optimizer, scheduler=scheduler), evaluate=evaluate,
+              export=dp.export(model, tokenizer),
               figures={"curve.png": Figure(), "loss.png": Figure(("loss",))}, **dp.loop_options(options)) as loop:
         held_out.attach(loop)
         dp.attach(loop)

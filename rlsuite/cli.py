@@ -15,7 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from rlsuite.errors import EXIT_ABORTED, EXIT_INTERRUPTED, DataError, RLSuiteError, UnknownNameError
+from rlsuite.errors import EXIT_ABORTED, EXIT_INTERRUPTED, ConfigError, DataError, RLSuiteError, UnknownNameError
 
 BOOL_WORDS = {"true": "True", "yes": "True", "1": "True", "false": "False", "no": "False", "0": "False"}
 
@@ -204,7 +204,6 @@ def cmd_plot(ns: argparse.Namespace, rest: list[str]) -> int:
 def cmd_sweep(ns: argparse.Namespace, rest: list[str]) -> int:
     from rich.markup import escape
 
-    from rlsuite.errors import ConfigError
     from rlsuite.scale.sweep import EXIT_TRIALS_FAILED, parse_grid_flags, run_sweep
 
     grid = parse_grid_flags(ns.grid or [])

@@ -131,6 +131,10 @@ class Loop(Generic[S]):
         self._next_log = self._next_multiple(schedule.log_every)
         self._last_checkpoint_time = time.perf_counter()
         self._window_start = (self._window_start[0], time.perf_counter())
+        for part in self.parts.values():  # e.g. Ray workers, which report their restarts through note()
+            attach = getattr(part, "attach", None)
+            if callable(attach):
+                attach(self)
 
     def _open(self, path: Path, resume: bool, overwrite: bool, is_main_process: bool) -> Any:
         """Create or reopen the run directory (restoring the checkpoint on resume), then begin it."""

@@ -80,6 +80,14 @@ def _lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
 
+def remove_path(target: Path) -> None:
+    """Delete a file, a symlink (not what it points to) or a directory tree, if there."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+
+
 def check_run_dir_path(path: Path | str | None) -> None:
     if path is not None and str(path).strip() == "":
         raise RunDirError("--run-dir is empty; give a folder name (or leave it out for runs/ALGO-ENV-seedN).")
@@ -138,11 +146,7 @@ class Recorder:
         """Delete the files an rlsuite run writes, and nothing else."""
         names = set(STANDARD_FILES) | set(LEGACY_FILES) | set(run.meta().get("files", []))
         for name in names:
-            target = run.path / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
+            remove_path(run.path / name)
         checkpoint.remove_leftovers(run.path)
 
     @classmethod

@@ -50,7 +50,7 @@ class TorchGenerator:
     def generate(self, prompts, *, num_generations=1, max_new_tokens, temperature=1.0, top_p=1.0) -> lm.Completions:
         ids, mask = pad_left(prompts, self.pad_token_id, self.device)
         # A model sharded over processes (FSDP, ZeRO-3) decodes in step with the other processes.
-        all_done = parallel.current().all_done if parallel.current().shards(self.model) else None
+        all_done = parallel.current().all_done if parallel.current().shards(self.model) else bool
         with eval_mode(self.model):  # no dropout while sampling: the samples come from the policy itself
             return lm.sample(self.model, ids, mask, max_new_tokens=max_new_tokens, eos_token_ids=self.eos_token_ids,
                              pad_token_id=self.pad_token_id, temperature=temperature, top_p=top_p, generator=self.generator,

@@ -95,8 +95,6 @@ class DataParallel:
         device = accelerator.device if accelerator is not None else None
         self.device = torch.device("cpu") if device is not None and device.type == "cpu" else device
         self.engine = _engine(accelerator) if self.world > 1 else "single"
-        self.sharding = self.engine in ("fsdp", "zero3")
-        """True when the parameters themselves are sharded: every forward pass is a collective."""
         self._prepared: list[tuple[Any, Any]] = []  # (model, what accelerate returned for it)
         self._pending_optimizer_state: dict | None = None
         self._gathered: dict[int, dict] = {}  # id(model) -> its weights as the last checkpoint gathered them (main process)
@@ -104,6 +102,11 @@ class DataParallel:
     @property
     def is_main_process(self) -> bool:
         return self.rank == 0
+
+    @property
+    def sharding(self) -> bool:
+        """True when the parameters themselves are sharded: every forward pass is a collective."""
+        return self.engine in ("fsdp", "zero3")
 
     def loop_options(self, options: dict) -> dict:
         """The Loop's keyword options with the main-process flag (a caller's own flag wins), and
@@ -170,7 +173,7 @@ class DataParallel:
 
     def all_done(self, done: bool) -> bool:
         """Whether every process has finished decoding, given whether this one has."""
-        return done if not self.sharding else not self.any(not done)
+        return not self.any(not done)
 
     # --- shares of a global batch ------------------------------------------------------------
     def per_process(self, flag: str, value: int, unit: str, granule: int = 1, why: str = "") -> int:

@@ -134,7 +134,7 @@ def sample(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     num_generations: int = 1,
-    all_done: Callable[[bool], bool] | None = None,
+    all_done: Callable[[bool], bool] = bool,
 ) -> Completions:
     """Sample `num_generations` completions per left-padded prompt (rows i*G .. i*G+G-1 for
     prompt i), one token per step with a KV cache; each prompt is run once and its cache repeated.
@@ -165,19 +165,13 @@ def sample(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     length, done = 0, False
     for step in range(max_new_tokens):
-        if not done:
-            logits = out.logits[:, -1].float()
-            if temperature == 0:
-                token = logits.argmax(-1)
-            else:
-                probs = filter_top_p(logits / temperature, top_p).softmax(-1)
-                token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            token = token.masked_fill(finished, pad_token_id)
+        if not done:  # past it, the model runs on padding (all_done) and nothing is drawn
+            token = _next_token(out.logits[:, -1].float(), temperature, top_p, generator).masked_fill(finished, pad_token_id)
             tokens[:, step] = token
             length = step + 1
             finished |= torch.isin(token, eos)
             done = bool(finished.all())
-        if step == max_new_tokens - 1 or (all_done(done) if all_done is not None else done):
+        if step == max_new_tokens - 1 or all_done(done):
             break
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
         out = model(input_ids=token[:, None], attention_mask=attention_mask, position_ids=next_position,
@@ -185,6 +179,14 @@ def sample(
         next_position = next_position + 1
     tokens = tokens[:, :length]
     return Completions(tokens, completion_mask(tokens, eos_token_ids))
+
+
+def _next_token(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
+    """Greedy at temperature 0, else a draw from the nucleus of the tempered distribution."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_top_p(logits / temperature, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def ends_with_stop(tokens: Tensor, mask: Tensor, eos_token_ids: tuple[int, ...]) -> Tensor:

@@ -68,6 +68,3 @@ class LocalRollouts:
 
     def collect(self, agent, rollout: Rollout, cursor: EnvCursor) -> tuple[Episodes, EnvCursor]:
         return collect_rollout(self.envs, agent, rollout, cursor)
-
-    def attach(self, loop) -> None:
-        """Nothing to report: only remote workers have events (restarts) worth a log line."""

@@ -32,7 +32,8 @@ from torch import Tensor
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
-_ARRAYS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")
+TRANSITION_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")
+"""What a buffer stores per transition: ReplayBuffer.add's arguments, in order, and its saved arrays."""
 _META_FILE = "meta.json"
 # Rejection rounds before the invalid leftovers are redrawn from an explicit list of valid slots.
 _REJECTION_ROUNDS = 4
@@ -174,7 +175,7 @@ class ReplayBuffer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         filled = self._filled_rows()
-        for name in _ARRAYS:
+        for name in TRANSITION_FIELDS:
             # A leading-rows slice is a view: np.save streams it without copying the buffer.
             np.save(directory / f"{name}.npy", getattr(self, name)[:filled])
         meta = dict(capacity=self.capacity, num_envs=self.num_envs, pos=self.pos, full=self.full)
@@ -191,7 +192,7 @@ class ReplayBuffer:
                 f"this one {self.capacity} over {self.num_envs}"
             )
         filled = self.rows if meta["full"] else meta["pos"]
-        saved = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        saved = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in TRANSITION_FIELDS}
         for name, array in saved.items():
             target = getattr(self, name)
             expected = (filled, *target.shape[1:])

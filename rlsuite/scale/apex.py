@@ -30,7 +30,6 @@ import copy
 import dataclasses
 import math
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,11 @@ from rlsuite.envs.checkpointing import CheckpointableEnvs
 from rlsuite.envs.evaluation import EpisodeEvaluator
 from rlsuite.rollout import offpolicy
 from rlsuite.rollout.collect import collect_transitions
-from rlsuite.rollout.replay import ReplayBatch, ReplayBuffer
+from rlsuite.rollout.replay import TRANSITION_FIELDS, ReplayBatch, ReplayBuffer
 from rlsuite.rollout.step import EnvCursor
 from rlsuite.scale.ray import WorkerGroup
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0
-TRANSITION_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "valid")
-"""ReplayBuffer.add's arguments, in order: how an actor's chunk travels to the learner."""
 
 
 def epsilon_ladder(num_envs: int, base: float = APEX_EPSILON, alpha: float = APEX_ALPHA) -> np.ndarray:
@@ -65,20 +62,19 @@ def epsilon_ladder(num_envs: int, base: float = APEX_EPSILON, alpha: float = APE
 class ApexActor:
     """One Ray actor: envs, a CPU Q-network, and the epsilons of its env copies."""
 
-    def __init__(self, config, make_q_net: Callable[[], nn.Module], num_envs: int, epsilons: np.ndarray, seed: int):
+    def __init__(self, config, q_net: nn.Module, num_envs: int, epsilons: np.ndarray, seed: int):
         torch.set_num_threads(max(config.torch_threads, 1))
         self.envs = CheckpointableEnvs(offpolicy.make_envs(config, num_envs))
-        self.q_net = make_q_net()
+        self.q_net = q_net
         self.epsilons = np.asarray(epsilons)
         self.rng = np.random.default_rng(seed)
         self.cursor = EnvCursor.reset(self.envs, seed)
         self.n_actions = self.q_net.n_actions
 
-    def collect(self, weights: dict[str, torch.Tensor] | None, vector_steps: int, uniform: bool) -> tuple[dict[str, np.ndarray], Episodes]:
-        """vector_steps steps epsilon-greedily (uniformly random while `uniform`): the transitions
-        as arrays [vector_steps, num_envs, ...] in ReplayBuffer.add's argument order."""
-        if weights is not None:
-            self.q_net.load_state_dict(weights)
+    def collect(self, weights: dict[str, torch.Tensor], vector_steps: int, uniform: bool) -> tuple[dict[str, np.ndarray], Episodes]:
+        """vector_steps steps epsilon-greedily (uniformly random while `uniform`) with the learner's
+        weights: the transitions as arrays [vector_steps, num_envs, ...] in ReplayBuffer.add's order."""
+        self.q_net.load_state_dict(weights)
         chunk = _Chunk()
         epsilons = 1.0 if uniform else self.epsilons
 
@@ -143,37 +139,34 @@ class ShardedReplay:
 
 
 def train(algo: str, config, q_net: nn.Module, optimizer: torch.optim.Optimizer, update: offpolicy.UpdateFn,
-          make_q_net: Callable[[], nn.Module], run_dir=None, **options: Any) -> Run:
+          run_dir=None, **options: Any) -> Run:
     """offpolicy.train's contract (the algorithm's update runs each gradient phase) with Ape-X's
-    actors as the collectors. make_q_net builds a CPU copy of q_net for an actor (it must pickle)."""
+    actors as the collectors, each acting with a CPU copy of q_net."""
     target_net = copy.deepcopy(q_net).requires_grad_(False)
     per_worker = config.num_envs // config.num_workers
     ladder = epsilon_ladder(config.num_envs)
-    actors = WorkerGroup(config, ApexActor, lambda index, seed: (config, make_q_net, per_worker, ladder[index * per_worker:(index + 1) * per_worker], seed))
+    actor_net = copy.deepcopy(q_net).cpu()  # its weights come with every request
+    actors = WorkerGroup(config, ApexActor, lambda index, seed: (config, actor_net, per_worker, ladder[index * per_worker:(index + 1) * per_worker], seed))
     shard_capacity = max(config.buffer_size // config.num_workers, per_worker)
     replay = ShardedReplay([ReplayBuffer(shard_capacity, per_worker, q_net.observation_space.shape, ()) for _ in range(config.num_workers)])
     device = next(q_net.parameters()).device
     chunk_steps = config.train_freq * per_worker
     # The local loop's replay ratio, gradient steps per env step, whatever the chunk size.
-    ratio = 1.0 if config.gradient_steps < 0 else config.gradient_steps / (config.train_freq * config.num_envs)
+    ratio = offpolicy.phase_steps(config, config.train_freq * config.num_envs) / (config.train_freq * config.num_envs)
     with Loop(
         algo, config, run_dir, budget=config.budget, schedule=config.schedule,
         parts={"q_net": q_net, "target_net": target_net, "optimizer": optimizer, "envs": actors, "replay": replay},
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, q_net.greedy, config.seed),
         export=lambda directory: checkpoint.save_network(q_net, directory), **options,
     ) as loop:
-        actors.attach(loop)
         state = loop.start(lambda: offpolicy.OffPolicyState(None, np.random.default_rng(derive_seed(config.seed, algo)), 0))
         rng, done_steps = state.rng, state.gradient_steps
-
-        def weights() -> Any:
-            return actors.ray.put({name: value.detach().cpu() for name, value in q_net.state_dict().items()})
 
         def request(index: int, latest) -> tuple:
             args = (latest, config.train_freq, loop.step < config.learning_starts)
             return actors.workers[index].collect.remote(*args), args
 
-        latest = weights()
+        latest = actors.put_weights(q_net)
         pending = {}
         for index in range(config.num_workers):
             ref, args = request(index, latest)
@@ -191,7 +184,7 @@ def train(algo: str, config, q_net: nn.Module, optimizer: torch.optim.Optimizer,
             if phase > 0:
                 metrics |= update(q_net, target_net, optimizer, offpolicy.sample_phase(replay, rng, phase, config, device), config)
                 done_steps += phase
-                latest = weights()
+                latest = actors.put_weights(q_net)
             state = offpolicy.OffPolicyState(None, rng, done_steps)
             loop.record(chunk_steps, metrics, episodes=episodes, state=state)
             ref, args = request(index, latest)

@@ -59,12 +59,9 @@ class RolloutWorker:
         """The rollout slice, its finished episodes, and the raw observations the agent's
         normalizer took in (None without --normalize-obs), for the learner's statistics."""
         self.agent.load_state_dict(weights)
-        if self.agent.obs_norm is None:
-            episodes, self.cursor = collect_rollout(self.envs, self.agent, self.rollout, self.cursor)
-            return self.rollout, episodes, None
-        recording = _RecordingObservations(self.agent)
-        episodes, self.cursor = collect_rollout(self.envs, recording, self.rollout, self.cursor)
-        return self.rollout, episodes, np.stack(recording.seen)
+        agent = self.agent if self.agent.obs_norm is None else _RecordingObservations(self.agent)
+        episodes, self.cursor = collect_rollout(self.envs, agent, self.rollout, self.cursor)
+        return self.rollout, episodes, None if agent is self.agent else np.stack(agent.seen)
 
     def get_state(self) -> bytes:
         return pickle.dumps({"envs": self.envs.state_dict(), "cursor": self.cursor, "torch_rng": torch.get_rng_state()})
@@ -112,8 +109,13 @@ class WorkerGroup:
         return self.remote_class.remote(*self.make_args(index, seed))
 
     def attach(self, loop) -> None:
-        """Restarts are reported to the loop (its events.log) from now on."""
+        """Restarts are reported to the loop (its events.log) from now on: the Loop calls this
+        on its parts when it opens."""
         self.notify = loop.note
+
+    def put_weights(self, module: torch.nn.Module):
+        """module's weights as CPU tensors in Ray's object store, once for every worker."""
+        return self.ray.put({name: value.detach().cpu() for name, value in module.state_dict().items()})
 
     def get(self, index: int, ref, method: str, *args: Any) -> Any:
         """The result of `ref`, a call of `method(*args)` on worker index; if the worker died, it
@@ -152,16 +154,13 @@ class WorkerGroup:
 
 class RayRollouts:
     """The learner's side of synchronous collection: LocalRollouts' methods (reset, collect,
-    attach, checkpoint_part) over num_workers RolloutWorker actors."""
+    checkpoint_part) over num_workers RolloutWorker actors."""
 
     def __init__(self, config, make_agent: Callable[[], torch.nn.Module]):
         self.envs_per_worker = config.num_envs // config.num_workers
         self.group = WorkerGroup(config, RolloutWorker, lambda index, seed: (config, make_agent, self.envs_per_worker, seed))
         self.ray = self.group.ray
         self.checkpoint_part = self.group
-
-    def attach(self, loop) -> None:
-        self.group.attach(loop)
 
     def reset(self, seed: int) -> None:
         """The workers reset their envs when they start (seeded per worker from config.seed);
@@ -170,7 +169,7 @@ class RayRollouts:
 
     def collect(self, agent, rollout: Rollout, cursor: None) -> tuple[Episodes, None]:
         """One synchronous round: broadcast the weights, gather every worker's slice into `rollout`."""
-        weights = self.ray.put({name: value.detach().cpu() for name, value in agent.state_dict().items()})
+        weights = self.group.put_weights(agent)
         pending = [worker.collect.remote(weights) for worker in self.group.workers]
         episodes = Episodes([], [])
         for index, ref in enumerate(pending):
@@ -195,10 +194,10 @@ class RayRollouts:
         self.group.close()
 
 
+
 def onpolicy_rollouts(config, make_agent: Callable[[], torch.nn.Module]) -> onpolicy.LocalRollouts | RayRollouts:
     """Where an on-policy algorithm collects: config.backend 'local' or 'ray'. make_agent builds
     a fresh agent like the learner's (a worker's copy; it must pickle, e.g. a functools.partial)."""
     if config.backend == "ray":
         return RayRollouts(config, make_agent)
     return onpolicy.LocalRollouts(config)
-

@@ -28,7 +28,6 @@ import itertools
 import logging
 import math
 import os
-import shutil
 import time
 import types
 import typing
@@ -200,6 +199,8 @@ class Trial:
     run_dir: Path
     status: str = "pending"
     final: float | None = None
+    label: str | None = None
+    """What `final` is (e.g. 'evaluation mean return'), read with it."""
     error: str | None = None
     reported: bool = False
     """Ray Tune got the trial's final report: it finished on whichever node ran it."""
@@ -258,7 +259,7 @@ def read_trial(trial: Trial, metric: str | None = None) -> Trial:
         trial.error = str(meta.get("error") or f"the run ended with status {status!r}.")
         return trial
     try:
-        trial.final, _ = final_value(trial.run_dir, metric)
+        trial.final, trial.label = final_value(trial.run_dir, metric)
     except RLSuiteError as exc:
         trial.status, trial.error = "failed", str(exc)
     return trial
@@ -267,15 +268,15 @@ def read_trial(trial: Trial, metric: str | None = None) -> Trial:
 @dataclasses.dataclass
 class SettingSummary:
     """The final values of one setting's seeds: mean, sample std (n - 1; NaN for one seed),
-    min and max over the seeds that finished; `failed` counts the others."""
+    min and max over the seeds that finished; `failed` counts the others (one error each)."""
 
     setting: str
     values: dict[str, Any]
     finals: list[float]
-    failed: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
 
     n = property(lambda self: len(self.finals))
+    failed = property(lambda self: len(self.errors))
     mean = property(lambda self: float(np.mean(self.finals)) if self.finals else math.nan)
     std = property(lambda self: float(np.std(self.finals, ddof=1)) if len(self.finals) > 1 else math.nan)
     min = property(lambda self: float(np.min(self.finals)) if self.finals else math.nan)
@@ -293,7 +294,6 @@ def summarize(settings: Sequence[Setting], trials: Sequence[Trial], mode: str = 
         if trial.ok:
             summary.finals.append(trial.final)
         else:
-            summary.failed += 1
             summary.errors.append(f"seed {trial.seed}: {trial.error or trial.status}")
     sign = -1.0 if mode == "max" else 1.0
     return sorted(summaries.values(), key=lambda s: (not s.finals, sign * s.mean if s.finals else 0.0))
@@ -306,21 +306,23 @@ def _number(value: float, digits: int = 6) -> str:
 def write_summary(path: Path, summaries: Sequence[SettingSummary]) -> Path:
     """summary.csv: rank, setting, one column per swept field, mean, std, min, max, n, failed, error."""
     keys = list(dict.fromkeys(k for s in summaries for k in s.values))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["rank", "setting", *keys, "mean", "std", "min", "max", "n", "failed", "error"])
+    rows = []
     for rank, s in enumerate(summaries, 1):
         values = [_value_name(s.values[k]) if isinstance(s.values.get(k), (list, tuple)) else s.values.get(k, "") for k in keys]
-        writer.writerow([rank, s.setting, *values, *map(_number, (s.mean, s.std, s.min, s.max)), s.n, s.failed, "; ".join(s.errors)])
-    return _write_text(path, buffer.getvalue())
+        rows.append([rank, s.setting, *values, *map(_number, (s.mean, s.std, s.min, s.max)), s.n, s.failed, "; ".join(s.errors)])
+    return _write_csv(path, ["rank", "setting", *keys, "mean", "std", "min", "max", "n", "failed", "error"], rows)
 
 
 def write_trials(path: Path, trials: Sequence[Trial]) -> Path:
+    return _write_csv(path, ["setting", "seed", "status", "final", "run_dir", "error"],
+                      [[t.setting, t.seed, t.status, _number(t.final), t.run_dir.name, t.error or ""] for t in trials])
+
+
+def _write_csv(path: Path, header: list, rows: Iterable[list]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["setting", "seed", "status", "final", "run_dir", "error"])
-    for t in trials:
-        writer.writerow([t.setting, t.seed, t.status, _number(t.final), t.run_dir.name, t.error or ""])
+    writer.writerow(header)
+    writer.writerows(rows)
     return _write_text(path, buffer.getvalue())
 
 
@@ -406,6 +408,7 @@ def locked_sweep_dir(path: Path, overwrite: bool) -> Iterator[None]:
 def _clear_sweep(path: Path, manifest: dict) -> None:
     """Delete what the sweep in `manifest` wrote: its own files, and those of its trials' folders
     that an rlsuite run provably wrote (run.yaml), never anything outside `path`."""
+    from rlsuite.core.recorder import remove_path
     from rlsuite.core.run import RunDir
 
     trials = manifest.get("trials") if isinstance(manifest.get("trials"), list) else []
@@ -416,10 +419,7 @@ def _clear_sweep(path: Path, manifest: dict) -> None:
         target = path / name
         if name in run_dirs and not RunDir(target).is_run():
             continue
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
+        remove_path(target)
 
 
 def _write_manifest(path: Path, **fields: Any) -> None:
@@ -492,8 +492,7 @@ def _progress_callback(tune, total: int, metric_label: str, say):
 
         def _line(self, trial, outcome: str) -> None:
             self.done += 1
-            name = trial_name(trial.config["setting"], trial.config["seed"])
-            say(f"  [{self.done}/{total}] {escape(name)}: {outcome}  ({time.monotonic() - self.started:.0f} s)")
+            say(f"  [{self.done}/{total}] {escape(_trial_dirname(trial))}: {outcome}  ({time.monotonic() - self.started:.0f} s)")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             final = (trial.last_result or {}).get("final")
@@ -558,12 +557,11 @@ def run_sweep(algo: str, base: Any, grid: Mapping[str, str | Sequence[Any]], *, 
         raise RunDirError("--dir is empty; give a folder name (or leave it out for sweeps/ALGO-ENV).")
     sweep_dir = Path(sweep_dir if sweep_dir is not None else default_sweep_dir(algo, base)).absolute()
     check_sweep_dir(sweep_dir, overwrite)
-    import_ray()  # a missing extra is reported before anything is written
+    started_here = not import_ray().is_initialized()  # a missing extra is reported before anything is written
     say = _silent if quiet else _Printer()
 
     trials = [Trial(s.name, seed, sweep_dir / trial_name(s.name, seed)) for s in settings for seed in seed_values]
     label = metric or "evaluation"
-    started_here = not _ray_initialized()
     ray = init_ray(ray_address)  # before the directory is made: a cluster that cannot be joined leaves nothing behind
     try:
         with locked_sweep_dir(sweep_dir, overwrite):
@@ -581,13 +579,13 @@ def run_sweep(algo: str, base: Any, grid: Mapping[str, str | Sequence[Any]], *, 
             write_trials(sweep_dir / "trials.csv", trials)
             env = getattr(base, "env", None) or getattr(base, "task", "")
             plot_sweep(trials, sweep_dir / "curves.png", f"{algo} on {env}: {len(settings)} settings x {len(seed_values)} seeds", metric)
-            status = "interrupted" if any(t.interrupted for t in trials) else "finished" if all(t.ok for t in trials) else "failed"
-            _write_manifest(sweep_dir, status=status, **manifest)
+            headline = next((t.label for t in trials if t.ok), label)
+            result = SweepResult(sweep_dir, algo, headline.replace("evaluation ", ""), mode, summaries, trials)
+            _write_manifest(sweep_dir, status="interrupted" if result.interrupted else "failed" if result.failed else "finished", **manifest)
     finally:
         if started_here:
             ray.shutdown()
-    headline = next((final_value(t.run_dir, metric)[1] for t in trials if t.ok), label)
-    return SweepResult(sweep_dir, algo, headline.replace("evaluation ", ""), mode, summaries, trials)
+    return result
 
 
 def _fit(algo, settings, seed_values, sweep_dir, metric, max_concurrent, total, label, say) -> dict[tuple[str, int], tuple[str | None, bool]]:
@@ -621,12 +619,6 @@ def _fit(algo, settings, seed_values, sweep_dir, metric, max_concurrent, total, 
         error = None if result.error is None else _error_text(result.error, trial_name(*key))
         outcomes[key] = (error, "status" in (result.metrics or {}))
     return outcomes
-
-
-def _ray_initialized() -> bool:
-    import ray
-
-    return ray.is_initialized()
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

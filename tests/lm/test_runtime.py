@@ -84,7 +84,7 @@ def test_held_out_evaluation_gives_every_process_as_many_prompts_when_parameters
             return [value, value]  # the first process's part does not matter here
 
     dp = SecondProcess()
-    dp.rank, dp.world, dp.sharding = 1, 2, sharding
+    dp.rank, dp.world, dp.engine = 1, 2, "fsdp" if sharding else "ddp"
     monkeypatch.setattr(runtime, "_decode", decode)
     run = type("Run", (), {"dp": dp})()
     prompts = [[i + 1] * (i + 1) for i in range(7)]

@@ -444,7 +444,7 @@ def test_deepspeed_runs_are_refused_on_resume_and_sharding_refuses_lora_and_two_
     dp.engine = "zero2"
     with pytest.raises(ConfigError, match="a DeepSpeed run cannot be resumed"):
         dp.loop_options({"resume": True})
-    dp.engine, dp.sharding = "fsdp", True
+    dp.engine = "fsdp"
     with pytest.raises(ConfigError, match=r"LoRA \(--lora-r\) under FSDP or DeepSpeed ZeRO-3 is not supported"):
         dp.check_config(type("C", (), {"lora_r": 8})())
     dp.check_config(type("C", (), {"lora_r": 0})())

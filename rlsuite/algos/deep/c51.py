@@ -13,7 +13,6 @@ Stable-Baselines3 runs it (see rlsuite.algos.deep.dqn and rlsuite.rollout.offpol
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +148,7 @@ def train(config: C51Config, run_dir=None, **options: Any) -> Run:
     q_net = CategoricalQNetwork(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
     if config.backend == "ray":  # Ape-X: Ray actors collect, this process learns
-        make_q_net = functools.partial(CategoricalQNetwork, env.observation_space, env.action_space, config)
-        return apex.train("c51", config, q_net, optimizer, update, make_q_net, run_dir, **options)
+        return apex.train("c51", config, q_net, optimizer, update, run_dir, **options)
     return offpolicy.train("c51", config, q_net, optimizer, update, run_dir, **options)
 
 

@@ -18,7 +18,6 @@ train_freq vector steps, the target network refreshed every target_update_every 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -201,8 +200,7 @@ def train(config: DQNConfig, run_dir=None, **options: Any) -> Run:
     q_net = QNetwork(env.observation_space, env.action_space, config).to(device)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     if config.backend == "ray":  # Ape-X: Ray actors collect, this process learns
-        make_q_net = functools.partial(QNetwork, env.observation_space, env.action_space, config)
-        return apex.train("dqn", config, q_net, optimizer, update, make_q_net, run_dir, **options)
+        return apex.train("dqn", config, q_net, optimizer, update, run_dir, **options)
     return offpolicy.train("dqn", config, q_net, optimizer, update, run_dir, **options)
 
 

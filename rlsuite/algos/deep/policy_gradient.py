@@ -194,8 +194,6 @@ def make_train(name: str):
             export=lambda directory: checkpoint.save_network(agent, directory), **options,
         ) as loop:
             # Monte Carlo rungs start fresh episodes every update: only the first reset is seeded.
-            if not rung.episodes:
-                rollouts.attach(loop)
             state = loop.start(lambda: None if rung.episodes else rollouts.reset(derive_seed(config.seed, "train-envs")))
             while loop.running():
                 if rung.episodes:

@@ -205,7 +205,6 @@ def train(config: PPOConfig, run_dir=None, **options: Any) -> Run:
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
         export=lambda directory: checkpoint.save_network(agent, directory), **options,
     ) as loop:
-        rollouts.attach(loop)
         state = loop.start(lambda: PPOState(rollouts.reset(derive_seed(config.seed, "train-envs")), config.kl_coef))
         while loop.running():
             remaining = 1.0 - loop.step / config.total_steps

@@ -188,7 +188,6 @@ def train(config: TRPOConfig, run_dir=None, **options: Any) -> Run:
         evaluate=EpisodeEvaluator(config.env, config.eval_episodes, agent.predict, config.seed),
         export=lambda directory: checkpoint.save_network(agent, directory), **options,
     ) as loop:
-        rollouts.attach(loop)
         cursor = loop.start(lambda: rollouts.reset(derive_seed(config.seed, "train-envs")))
         while loop.running():
             episodes, cursor = rollouts.collect(agent, rollout, cursor)

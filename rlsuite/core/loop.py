@@ -15,7 +15,8 @@ It takes:
 - a `Budget` with a unit (env steps, episodes, sweeps, optimizer steps, tokens, ...);
 - named `parts` to checkpoint, each a `state_dict` object (modules, optimizers) or one that
   saves itself into a directory (`DirectoryPart`: a replay buffer's arrays, a pretrained model).
-  A part not listed (a frozen reference model) is not checkpointed;
+  A part not listed (a frozen reference model) is not checkpointed. A part with `attach(loop)`
+  (Ray workers, which report restarts through `note`) is attached when the Loop opens;
 - the algorithm's explicit `state` (any picklable value; typically a frozen dataclass that the
   loop body rebuilds each iteration): handed over with each `record`, saved with checkpoints;
 - `evaluate(step) -> dict[str, float]` (episode returns for Gym, accuracy for text, ...); the
